@@ -1,0 +1,96 @@
+"""Settings: where refstore keeps its files, and how to reach each bucket.
+
+Settings come from the environment (``REFSTORE_HOME``, ``REFSTORE_URL``,
+``REFSTORE_CACHE_DIR``, ``REFSTORE_PROJECT``) and from ``config.toml`` in the
+refstore home. Provider SDKs keep reading their own standard variables and
+files; refstore's config adds per-bucket options on top, so that one artifact
+can mix buckets on AWS, MinIO and LocalStack::
+
+    [stores.s3]                          # every S3 bucket
+    region = "eu-west-1"
+
+    [stores."s3://lab-minio"]            # one bucket
+    endpoint_url = "http://minio.lab:9000"
+    profile = "minio"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from refstore.errors import ConfigError
+from refstore.uri import ObjectRef
+
+__all__ = ["Settings"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything refstore reads from the environment and its config file."""
+
+    home: Path
+    url: str | None = None
+    cache_dir: Path | None = None
+    project: str | None = None
+    stores: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        home = Path(env.get("REFSTORE_HOME") or Path.home() / ".refstore")
+        cache = env.get("REFSTORE_CACHE_DIR")
+        return cls(
+            home=home.expanduser(),
+            url=env.get("REFSTORE_URL") or None,
+            cache_dir=Path(cache).expanduser() if cache else None,
+            project=env.get("REFSTORE_PROJECT") or None,
+            stores=_read_stores(home / "config.toml"),
+        )
+
+    @property
+    def catalog_url(self) -> str:
+        """The catalog to use: REFSTORE_URL, else SQLite under the home."""
+        return self.url or f"sqlite:///{self.home / 'catalog.db'}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.home / "blobs"
+
+    @property
+    def fetch_cache_dir(self) -> Path:
+        return self.cache_dir or self.home / "cache"
+
+    def store_options(self, ref: ObjectRef) -> dict[str, Any]:
+        """Options for the bucket of ``ref``: scheme defaults, then the bucket's."""
+        options = dict(self.stores.get(ref.scheme, {}))
+        options.update(self.stores.get(ref.location, {}))
+        return options
+
+    def with_store(self, location: str, **options: Any) -> Settings:
+        """A copy with extra options for one bucket (``s3://b``) or scheme."""
+        stores = {key: dict(value) for key, value in self.stores.items()}
+        stores.setdefault(location.rstrip("/"), {}).update(options)
+        return dataclasses.replace(self, stores=stores)
+
+
+def _read_stores(path: Path) -> dict[str, dict[str, Any]]:
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}; fix or remove the file") from exc
+    stores = data.get("stores", {})
+    if not isinstance(stores, dict) or not all(
+        isinstance(v, dict) for v in stores.values()
+    ):
+        raise ConfigError(
+            f"{path}: [stores] must hold one table per scheme or bucket, "
+            'for example [stores."s3://my-bucket"]'
+        )
+    return {key.rstrip("/"): value for key, value in stores.items()}

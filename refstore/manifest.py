@@ -1,0 +1,411 @@
+"""Manifests: what an artifact version holds, entry by entry.
+
+Plain data, no I/O beyond the byte streams handed in. Three value types:
+
+* :class:`ObjectInfo`: what a provider says about one object version.
+* :class:`ManifestEntry`: one logical path of an artifact, either a reference
+  to an object in a store (``ref`` set, ``digest`` = the ETag) or a file
+  copied into the blob store (``ref`` None, ``digest`` = its sha256).
+* :class:`Manifest`: the entries of one artifact version, keyed by path.
+
+Two serialisations:
+
+* the W&B-compatible JSON document (``version``, ``contents``) for import and
+  export, written and read as a stream;
+* refstore's storage form: zstd-compressed JSON lines, one header line and
+  one line per entry in path order, so that a manifest of millions of entries
+  can be streamed, digested and fetched without holding a parse tree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import io
+import json
+import posixpath
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import IO, Any
+
+import zstandard
+
+from refstore.errors import ManifestError, UnsafePathError
+from refstore.uri import ObjectRef
+
+__all__ = [
+    "Manifest",
+    "ManifestEntry",
+    "ObjectInfo",
+    "check_entry_path",
+    "read_stored",
+    "write_stored",
+]
+
+MANIFEST_VERSION = 1
+STORAGE_FORMAT = "refstore-manifest"
+_PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """One object version as a store describes it, normalised.
+
+    ``ref`` carries bucket, key and (when the store has versions) the version
+    id. ``etag`` has no quotes; multipart ETags keep their ``-N`` suffix.
+    ``checksums`` maps an algorithm (``md5``, ``crc32c``, ``sha256``, ...) to
+    the value the store returned, in the store's own encoding.
+    """
+
+    ref: ObjectRef
+    size: int
+    etag: str | None = None
+    last_modified: datetime.datetime | None = None
+    checksums: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    is_latest: bool = True
+    is_delete_marker: bool = False
+    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def version_id(self) -> str | None:
+        return self.ref.version
+
+    @property
+    def etag_is_md5(self) -> bool:
+        """True when the ETag is a plain MD5 of the bytes (single-part)."""
+        return self.etag is not None and _PLAIN_MD5.match(self.etag) is not None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    """One path of an artifact version."""
+
+    path: str
+    digest: str
+    ref: str | None = None
+    size: int | None = None
+    extra: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def is_reference(self) -> bool:
+        return self.ref is not None
+
+    @property
+    def version_id(self) -> str | None:
+        value = self.extra.get("versionID")
+        return None if value is None else str(value)
+
+    @property
+    def etag(self) -> str | None:
+        value = self.extra.get("etag")
+        return None if value is None else str(value)
+
+    @property
+    def etag_is_md5(self) -> bool:
+        etag = self.etag
+        return etag is not None and _PLAIN_MD5.match(etag) is not None
+
+    @property
+    def checksummed(self) -> bool:
+        """False for references recorded with ``checksum=False``."""
+        return not (self.is_reference and self.digest == self.ref)
+
+    @classmethod
+    def from_info(cls, path: str, info: ObjectInfo) -> ManifestEntry:
+        """The entry that pins ``info`` under ``path``."""
+        extra: dict[str, Any] = {}
+        if info.etag is not None:
+            extra["etag"] = info.etag
+        if info.version_id is not None:
+            extra["versionID"] = info.version_id
+        if info.etag is not None and not info.etag_is_md5:
+            extra["etagIsMd5"] = False
+        for name, value in sorted(info.checksums.items()):
+            extra[name] = value
+        extra.update(info.extra)
+        unpinned = info.ref.with_version(None).uri
+        digest = info.etag or info.checksums.get("sha256") or unpinned
+        return cls(path=path, digest=digest, ref=unpinned, size=info.size, extra=extra)
+
+    def object_ref(self) -> ObjectRef:
+        """The pinned reference this entry points at."""
+        from refstore.uri import parse_uri
+
+        if self.ref is None:
+            raise ManifestError(f"entry {self.path!r} is a copied file, not a reference")
+        return parse_uri(self.ref).with_version(self.version_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"digest": self.digest}
+        if self.ref is not None:
+            data["ref"] = self.ref
+        if self.size is not None:
+            data["size"] = self.size
+        if self.extra:
+            data["extra"] = dict(self.extra)
+        return data
+
+    @classmethod
+    def from_dict(cls, path: str, data: Mapping[str, Any]) -> ManifestEntry:
+        if not isinstance(data, Mapping) or not isinstance(data.get("digest"), str):
+            raise ManifestError(
+                f"manifest entry {path!r} has no digest; every entry needs one"
+            )
+        size = data.get("size")
+        if size is not None and (not isinstance(size, int) or size < 0):
+            raise ManifestError(f"manifest entry {path!r} has invalid size {size!r}")
+        ref = data.get("ref")
+        if ref is not None and not isinstance(ref, str):
+            raise ManifestError(f"manifest entry {path!r} has invalid ref {ref!r}")
+        extra = data.get("extra") or {}
+        if not isinstance(extra, Mapping):
+            raise ManifestError(f"manifest entry {path!r} has invalid extra {extra!r}")
+        return cls(path=path, digest=data["digest"], ref=ref, size=size, extra=extra)
+
+    def digest_line(self) -> bytes:
+        """The bytes this entry contributes to the manifest digest."""
+        fields = [self.path, self.ref, self.digest, self.size, self.version_id]
+        return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def check_entry_path(path: str) -> str:
+    """Return ``path`` if it is a safe relative POSIX path, else raise.
+
+    Safe means: not empty, not absolute on any platform, no ``..`` segment,
+    no backslash (a separator on Windows) and no NUL.
+    """
+    bad = (
+        not path
+        or path.startswith(("/", "\\"))
+        or _WINDOWS_DRIVE.match(path) is not None
+        or "\\" in path
+        or "\x00" in path
+        or ".." in path.split("/")
+    )
+    if bad:
+        raise UnsafePathError(
+            f"manifest path {path!r} would write outside the destination folder; "
+            "entry paths must be relative, without '..', drive letters or "
+            "backslashes"
+        )
+    return posixpath.normpath(path)
+
+
+class Manifest:
+    """The entries of one artifact version, keyed by path."""
+
+    def __init__(self, entries: Iterable[ManifestEntry] = ()) -> None:
+        self.entries: dict[str, ManifestEntry] = {}
+        for entry in entries:
+            self.add(entry)
+
+    def add(self, entry: ManifestEntry) -> None:
+        """Add an entry; the same path twice must mean the same content."""
+        current = self.entries.get(entry.path)
+        if current is not None and current.digest_line() != entry.digest_line():
+            raise ManifestError(
+                f"path {entry.path!r} is already in the manifest with other "
+                f"content ({current.ref or current.digest}); give the new "
+                "entry another name"
+            )
+        self.entries[entry.path] = entry
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[ManifestEntry]:
+        return iter(self.entries.values())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Manifest):
+            return NotImplemented
+        return self.entries == other.entries
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def sorted_entries(self) -> list[ManifestEntry]:
+        return [self.entries[path] for path in sorted(self.entries)]
+
+    @property
+    def total_size(self) -> int:
+        return sum(entry.size or 0 for entry in self.entries.values())
+
+    def digest(self) -> str:
+        """sha256 over path, ref, digest, size and version of every entry."""
+        return digest_entries(self.sorted_entries())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The W&B-compatible JSON document."""
+        return {
+            "version": MANIFEST_VERSION,
+            "storagePolicy": "refstore",
+            "storagePolicyConfig": {},
+            "contents": {e.path: e.to_dict() for e in self.sorted_entries()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
+        contents = _contents_of(data)
+        return cls(ManifestEntry.from_dict(path, e) for path, e in contents.items())
+
+    def write_json(self, stream: IO[str]) -> None:
+        """Write the W&B-compatible document entry by entry."""
+        write_json(self.sorted_entries(), stream)
+
+    @classmethod
+    def read_json(cls, stream: IO[bytes]) -> Manifest:
+        """Read a W&B-compatible document (refstore's or W&B's own)."""
+        return cls(iter_json(stream))
+
+
+def digest_entries(entries: Iterable[ManifestEntry]) -> str:
+    """The manifest digest of entries already in path order."""
+    hasher = hashlib.sha256(b"refstore-manifest-v1\n")
+    for entry in entries:
+        hasher.update(entry.digest_line())
+        hasher.update(b"\n")
+    return hasher.hexdigest()
+
+
+def _contents_of(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise ManifestError("a manifest must be a JSON object with 'contents'")
+    _check_version(data.get("version"))
+    contents = data.get("contents")
+    if not isinstance(contents, Mapping):
+        raise ManifestError("the manifest has no 'contents' object")
+    return contents
+
+
+def write_json(entries: Iterable[ManifestEntry], stream: IO[str]) -> None:
+    """Stream the W&B-compatible document for ``entries``."""
+    stream.write('{"version": 1, "storagePolicy": "refstore", ')
+    stream.write('"storagePolicyConfig": {}, "contents": {')
+    for index, entry in enumerate(entries):
+        stream.write(",\n" if index else "\n")
+        stream.write(json.dumps(entry.path, ensure_ascii=False))
+        stream.write(": ")
+        stream.write(json.dumps(entry.to_dict(), ensure_ascii=False))
+    stream.write("\n}}\n")
+
+
+def iter_json(stream: IO[bytes]) -> Iterator[ManifestEntry]:
+    """Stream the entries of a W&B-compatible document without a parse tree."""
+    import ijson
+
+    try:
+        yield from _entries_from_events(ijson.parse(stream, use_float=True))
+    except ijson.JSONError as exc:
+        raise ManifestError(f"the manifest is not valid JSON: {exc}") from exc
+
+
+def _entries_from_events(
+    events: Iterator[tuple[str, str, Any]],
+) -> Iterator[ManifestEntry]:
+    from ijson.common import ObjectBuilder
+
+    seen_version = seen_contents = False
+    builder: Any = None
+    path = ""
+    depth = 0
+    for prefix, event, value in events:
+        if builder is None:
+            if prefix == "version" and event == "number":
+                _check_version(value)
+                seen_version = True
+            elif prefix == "contents" and event == "start_map":
+                seen_contents = True
+            elif prefix == "contents" and event == "map_key":
+                builder, path, depth = ObjectBuilder(), value, 0
+            continue
+        builder.event(event, value)
+        depth += event in ("start_map", "start_array")
+        depth -= event in ("end_map", "end_array")
+        if depth == 0:
+            yield ManifestEntry.from_dict(path, builder.value)
+            builder = None
+    if not seen_contents:
+        raise ManifestError("the manifest has no 'contents' object")
+    if not seen_version:
+        raise ManifestError("the manifest has no 'version'")
+
+
+def _check_version(version: Any) -> None:
+    if version != MANIFEST_VERSION:
+        raise ManifestError(
+            f"manifest version {version!r} is not supported; refstore reads "
+            f"version {MANIFEST_VERSION} (refstore's and W&B's format)"
+        )
+
+
+def write_stored(entries: Iterable[ManifestEntry], stream: IO[bytes]) -> tuple[str, int]:
+    """Write entries (in path order) in storage form; return digest and count.
+
+    The caller passes entries sorted by path; the digest is computed on the
+    way so that the stored bytes and the recorded digest always agree.
+    """
+    hasher = hashlib.sha256(b"refstore-manifest-v1\n")
+    count = 0
+    previous: str | None = None
+    compressor = zstandard.ZstdCompressor(level=3)
+    with compressor.stream_writer(stream, closefd=False) as out:
+        out.write(_header_line())
+        for entry in entries:
+            if previous is not None and entry.path <= previous:
+                raise ManifestError(
+                    f"entries must be written in path order: {entry.path!r} "
+                    f"after {previous!r}"
+                )
+            previous = entry.path
+            hasher.update(entry.digest_line())
+            hasher.update(b"\n")
+            out.write(_entry_line(entry))
+            count += 1
+    return hasher.hexdigest(), count
+
+
+def read_stored(stream: IO[bytes]) -> Iterator[ManifestEntry]:
+    """Stream the entries of a manifest in storage form, in path order."""
+    decompressor = zstandard.ZstdDecompressor()
+    try:
+        with decompressor.stream_reader(stream, closefd=False) as raw:
+            lines = io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8")
+            _check_header(lines.readline())
+            for line in lines:
+                yield _parse_entry_line(line)
+    except zstandard.ZstdError as exc:
+        raise ManifestError(f"the stored manifest is corrupt: {exc}") from exc
+
+
+def _header_line() -> bytes:
+    header = {"format": STORAGE_FORMAT, "version": MANIFEST_VERSION}
+    return json.dumps(header).encode() + b"\n"
+
+
+def _check_header(line: str) -> None:
+    try:
+        header = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ManifestError("the stored manifest has no header line") from exc
+    if not isinstance(header, dict) or header.get("format") != STORAGE_FORMAT:
+        raise ManifestError("the stored manifest is not in refstore's format")
+    if header.get("version") != MANIFEST_VERSION:
+        raise ManifestError(
+            f"stored manifest version {header.get('version')!r} is newer than "
+            "this refstore understands; upgrade refstore"
+        )
+
+
+def _entry_line(entry: ManifestEntry) -> bytes:
+    fields = [entry.path, entry.digest, entry.ref, entry.size, dict(entry.extra)]
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def _parse_entry_line(line: str) -> ManifestEntry:
+    try:
+        path, digest, ref, size, extra = json.loads(line)
+    except (json.JSONDecodeError, ValueError, TypeError) as exc:
+        raise ManifestError(f"the stored manifest has a corrupt line: {exc}") from exc
+    return ManifestEntry(path=path, digest=digest, ref=ref, size=size, extra=extra)

@@ -1,0 +1,254 @@
+"""References: parsed object-store URIs, and their canonical printed form.
+
+A reference names one object (``s3://bucket/key``) or a folder of objects
+(``s3://bucket/prefix/``), optionally pinned to one object version:
+
+* S3: ``s3://bucket/key?versionId=ID``
+* GCS: ``gs://bucket/key#GENERATION``
+* Azure Blob: ``az://ACCOUNT/container/blob?versionId=ID``, or the same blob
+  as ``https://ACCOUNT.blob.core.windows.net/container/blob?versionId=ID``
+* HTTP(S): ``https://host/path`` (no versions exist)
+* any fsspec protocol: ``file:///abs/path``, ``memory://path``, ...
+
+Keys are kept exactly as written (spaces and unicode included); only a
+trailing pin is split off. Parsing is pure: nothing here touches a network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+from urllib.parse import parse_qs, urlsplit
+
+from refstore.errors import InvalidReferenceError
+
+__all__ = ["ObjectRef", "is_reference", "parse_uri"]
+
+_S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_GCS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+_AZ_CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$")
+_AZ_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
+_AZ_HOST = re.compile(r"^(?P<account>[a-z0-9]{3,24})\.blob\.core\.windows\.net$")
+_SCHEME = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://(?P<rest>.*)$", re.S)
+_GENERATION = re.compile(r"^(?P<key>.*)#(?P<generation>[0-9]+)$", re.S)
+_VERSION_QUERY = re.compile(r"^(?P<key>.*)\?versionId=(?P<version>[^&?#]+)$", re.S)
+
+MAX_KEY_BYTES = 1024
+
+# Schemes with a dedicated provider and a bucket in the authority. Everything
+# else that looks like ``scheme://`` is handed to fsspec as a plain path.
+_BUCKET_SCHEMES = {"s3", "gs", "az"}
+_HTTP_SCHEMES = {"http", "https"}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """One object, or one folder of objects, in a store.
+
+    ``bucket`` is the S3/GCS bucket, the Azure container, the HTTP host or
+    ``""`` for fsspec paths; ``key`` is the object key (empty for a whole
+    bucket); ``version`` pins one object version; ``account`` is the Azure
+    storage account.
+    """
+
+    scheme: str
+    bucket: str
+    key: str
+    version: str | None = None
+    account: str | None = None
+
+    @property
+    def is_prefix(self) -> bool:
+        """True when the reference names a folder (empty key or trailing /)."""
+        return self.key == "" or self.key.endswith("/")
+
+    @property
+    def uri(self) -> str:
+        """The canonical URI, pin included."""
+        base = self.unpinned_uri
+        if self.version is None:
+            return base
+        if self.scheme == "gs":
+            return f"{base}#{self.version}"
+        return f"{base}?versionId={self.version}"
+
+    @property
+    def unpinned_uri(self) -> str:
+        """The canonical URI without a version pin."""
+        if self.scheme == "az":
+            return f"az://{self.account}/{self.bucket}/{self.key}"
+        if self.scheme in _BUCKET_SCHEMES or self.scheme in _HTTP_SCHEMES:
+            return f"{self.scheme}://{self.bucket}/{self.key}"
+        return f"{self.scheme}://{self.key}"
+
+    @property
+    def location(self) -> str:
+        """Where the bucket lives, for messages and per-bucket settings."""
+        if self.scheme == "az":
+            return f"az://{self.account}/{self.bucket}"
+        return f"{self.scheme}://{self.bucket}"
+
+    def as_prefix(self) -> ObjectRef:
+        """The folder this reference names: ``data`` becomes ``data/``."""
+        if self.is_prefix:
+            return dataclasses.replace(self, version=None)
+        return dataclasses.replace(self, key=self.key + "/", version=None)
+
+    def child(self, key: str, version: str | None = None) -> ObjectRef:
+        """Another object in the same bucket."""
+        return dataclasses.replace(self, key=key, version=version)
+
+    def with_version(self, version: str | None) -> ObjectRef:
+        return dataclasses.replace(self, version=version)
+
+    def __str__(self) -> str:
+        return self.uri
+
+
+def is_reference(text: str) -> bool:
+    """True when ``text`` looks like a URI rather than a local path."""
+    return _SCHEME.match(text) is not None
+
+
+def parse_uri(text: str) -> ObjectRef:
+    """Parse a reference URI, raising :class:`InvalidReferenceError` if bad."""
+    match = _SCHEME.match(text)
+    if match is None:
+        raise InvalidReferenceError(
+            f"{text!r} is not a reference URI: expected scheme://bucket/key, "
+            "for example s3://my-bucket/data/ or gs://my-bucket/file.csv"
+        )
+    scheme = match["scheme"].lower()
+    rest = match["rest"]
+    if scheme == "s3":
+        return _parse_s3(text, rest)
+    if scheme == "gs":
+        return _parse_gs(text, rest)
+    if scheme == "az":
+        return _parse_az(text, rest)
+    if scheme in _HTTP_SCHEMES:
+        return _parse_http(text, scheme)
+    if not rest:
+        raise InvalidReferenceError(f"{text!r} names no path after {scheme}://")
+    return ObjectRef(scheme=scheme, bucket="", key=rest)
+
+
+def _split_bucket(text: str, rest: str, what: str) -> tuple[str, str]:
+    bucket, _, key = rest.partition("/")
+    if not bucket:
+        raise InvalidReferenceError(
+            f"{text!r} names no {what}: write it as "
+            f"{text.split('://')[0]}://{what.upper()}/key"
+        )
+    return bucket, key
+
+
+def _check_key(text: str, key: str) -> None:
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise InvalidReferenceError(
+            f"{text[:80]!r}...: object keys are at most {MAX_KEY_BYTES} bytes"
+        )
+    if "\x00" in key:
+        raise InvalidReferenceError(f"{text!r}: object keys cannot contain NUL")
+
+
+def _split_version_query(text: str, key: str) -> tuple[str, str | None]:
+    pinned = _VERSION_QUERY.match(key)
+    if pinned is None:
+        return key, None
+    if not pinned["key"] or pinned["key"].endswith("/"):
+        raise InvalidReferenceError(
+            f"{text!r}: a versionId pins one object, not a folder; "
+            "remove ?versionId= or name the object"
+        )
+    return pinned["key"], pinned["version"]
+
+
+def _parse_s3(text: str, rest: str) -> ObjectRef:
+    bucket, key = _split_bucket(text, rest, "bucket")
+    _check_s3_bucket(text, bucket)
+    key, version = _split_version_query(text, key)
+    _check_key(text, key)
+    return ObjectRef("s3", bucket, key, version)
+
+
+def _check_s3_bucket(text: str, bucket: str) -> None:
+    valid = (
+        _S3_BUCKET.match(bucket) is not None
+        and ".." not in bucket
+        and not bucket.startswith("xn--")
+        and not _is_ip_address(bucket)
+    )
+    if not valid:
+        raise InvalidReferenceError(
+            f"{text!r}: {bucket!r} is not a valid S3 bucket name (3-63 "
+            "characters: lowercase letters, digits, dots and hyphens, "
+            "starting and ending with a letter or digit)"
+        )
+
+
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_gs(text: str, rest: str) -> ObjectRef:
+    bucket, key = _split_bucket(text, rest, "bucket")
+    if _GCS_BUCKET.match(bucket) is None or ".." in bucket:
+        raise InvalidReferenceError(
+            f"{text!r}: {bucket!r} is not a valid GCS bucket name (lowercase "
+            "letters, digits, dots, hyphens and underscores, starting and "
+            "ending with a letter or digit)"
+        )
+    version = None
+    pinned = _GENERATION.match(key)
+    if pinned is not None:
+        key, version = pinned["key"], pinned["generation"]
+        if not key or key.endswith("/"):
+            raise InvalidReferenceError(
+                f"{text!r}: a #generation pins one object, not a folder"
+            )
+    _check_key(text, key)
+    return ObjectRef("gs", bucket, key, version)
+
+
+def _parse_az(text: str, rest: str) -> ObjectRef:
+    account, path = _split_bucket(text, rest, "account")
+    if _AZ_ACCOUNT.match(account) is None:
+        raise InvalidReferenceError(
+            f"{text!r}: {account!r} is not a valid Azure storage account name "
+            "(3-24 lowercase letters and digits); write az://ACCOUNT/container/blob"
+        )
+    return _az_ref(text, account, path)
+
+
+def _az_ref(text: str, account: str, path: str) -> ObjectRef:
+    container, _, blob = path.partition("/")
+    if _AZ_CONTAINER.match(container) is None:
+        raise InvalidReferenceError(
+            f"{text!r}: {container!r} is not a valid Azure container name "
+            "(3-63 lowercase letters, digits and single hyphens)"
+        )
+    blob, version = _split_version_query(text, blob)
+    _check_key(text, blob)
+    return ObjectRef("az", container, blob, version, account=account)
+
+
+def _parse_http(text: str, scheme: str) -> ObjectRef:
+    parts = urlsplit(text)
+    if not parts.hostname:
+        raise InvalidReferenceError(f"{text!r} names no host")
+    azure = _AZ_HOST.match(parts.hostname)
+    if azure is not None and scheme == "https":
+        path = parts.path.lstrip("/")
+        versions = parse_qs(parts.query).get("versionId")
+        pinned = f"{path}?versionId={versions[0]}" if versions else path
+        return _az_ref(text, azure["account"], pinned)
+    key = parts.path.lstrip("/")
+    if parts.query:
+        key = f"{key}?{parts.query}"
+    return ObjectRef(scheme, parts.netloc, key)
