@@ -40,6 +40,9 @@ class BlobWriter:
         self.size += len(data)
         return self._stream.write(data)
 
+    def flush(self) -> None:
+        self._stream.flush()
+
     def _finish(self) -> str:
         self.digest = self._hasher.hexdigest()
         return self.digest
@@ -128,7 +131,7 @@ class BlobStore:
         if final.is_file():
             return
         final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, final)
+        tmp.replace(final)
 
     def copy_to(self, digest: str, target: Path) -> None:
         """Copy a blob to ``target`` (the caller makes the write atomic)."""

@@ -29,6 +29,7 @@ The tree::
     │   ├── EndpointError            the store cannot be reached
     │   └── LimitExceededError       a prefix holds more objects than allowed
     ├── IntegrityError               bytes or ETag differ from the record
+    ├── FetchError                   some entries of a fetch failed
     └── CatalogError                 the catalog refused or failed
         ├── NotFoundError            no such project, artifact or version
         └── ConflictError            the request contradicts the catalog
@@ -106,6 +107,20 @@ class IntegrityError(RefstoreError):
     """Content or metadata differs from what the manifest recorded."""
 
     exit_code = 1
+
+
+class FetchError(RefstoreError):
+    """Some entries of a fetch failed; ``failures`` holds (path, error) pairs.
+
+    Exits 1 when any failure is an integrity failure (the data drifted), 2
+    otherwise.
+    """
+
+    def __init__(self, message: str, failures: list[tuple[str, RefstoreError]]) -> None:
+        super().__init__(message)
+        self.failures = failures
+        if any(isinstance(error, IntegrityError) for _, error in failures):
+            self.exit_code = 1
 
 
 class CatalogError(RefstoreError):

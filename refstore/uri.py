@@ -19,20 +19,23 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from refstore.errors import InvalidReferenceError
 
 __all__ = ["ObjectRef", "is_reference", "parse_uri"]
 
-_S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_GCS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
-_AZ_CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$")
-_AZ_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
-_AZ_HOST = re.compile(r"^(?P<account>[a-z0-9]{3,24})\.blob\.core\.windows\.net$")
-_SCHEME = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://(?P<rest>.*)$", re.S)
-_GENERATION = re.compile(r"^(?P<key>.*)#(?P<generation>[0-9]+)$", re.S)
-_VERSION_QUERY = re.compile(r"^(?P<key>.*)\?versionId=(?P<version>[^&?#]+)$", re.S)
+# Patterns are applied with fullmatch: "$" would also match before a trailing
+# newline and let "bucket\n" or "key#12\n" through.
+_S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_GCS_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
+_GCS_LABEL_MAX = 63
+_AZ_CONTAINER = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?!-)){1,61}[a-z0-9]")
+_AZ_ACCOUNT = re.compile(r"[a-z0-9]{3,24}")
+_AZ_HOST = re.compile(r"(?P<account>[a-z0-9]{3,24})\.blob\.core\.windows\.net")
+_SCHEME = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*)://(?P<rest>.*)", re.S)
+_GENERATION = re.compile(r"(?P<key>.*)#(?P<generation>[0-9]+)", re.S)
+_VERSION_QUERY = re.compile(r"(?P<key>.*)\?versionId=(?P<version>[^&?#]+)", re.S)
 
 MAX_KEY_BYTES = 1024
 
@@ -40,6 +43,22 @@ MAX_KEY_BYTES = 1024
 # else that looks like ``scheme://`` is handed to fsspec as a plain path.
 _BUCKET_SCHEMES = {"s3", "gs", "az"}
 _HTTP_SCHEMES = {"http", "https"}
+
+# Other names for the stores above (Hadoop's, fsspec plug-ins'). Handed to
+# fsspec they would lose version pinning, so they are refused with the
+# scheme to write instead.
+_SCHEME_ALIASES = {
+    "s3a": "s3",
+    "s3n": "s3",
+    "gcs": "gs",
+    "abfs": "az",
+    "abfss": "az",
+    "wasb": "az",
+    "wasbs": "az",
+    "azure": "az",
+}
+# urlsplit silently deletes these characters, which would change the reference.
+_URL_STRIPPED = ("\t", "\r", "\n")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -108,12 +127,12 @@ class ObjectRef:
 
 def is_reference(text: str) -> bool:
     """True when ``text`` looks like a URI rather than a local path."""
-    return _SCHEME.match(text) is not None
+    return _SCHEME.fullmatch(text) is not None
 
 
 def parse_uri(text: str) -> ObjectRef:
     """Parse a reference URI, raising :class:`InvalidReferenceError` if bad."""
-    match = _SCHEME.match(text)
+    match = _SCHEME.fullmatch(text)
     if match is None:
         raise InvalidReferenceError(
             f"{text!r} is not a reference URI: expected scheme://bucket/key, "
@@ -129,9 +148,7 @@ def parse_uri(text: str) -> ObjectRef:
         return _parse_az(text, rest)
     if scheme in _HTTP_SCHEMES:
         return _parse_http(text, scheme)
-    if not rest:
-        raise InvalidReferenceError(f"{text!r} names no path after {scheme}://")
-    return ObjectRef(scheme=scheme, bucket="", key=rest)
+    return _parse_fsspec(text, scheme, rest)
 
 
 def _split_bucket(text: str, rest: str, what: str) -> tuple[str, str]:
@@ -145,16 +162,26 @@ def _split_bucket(text: str, rest: str, what: str) -> tuple[str, str]:
 
 
 def _check_key(text: str, key: str) -> None:
-    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+    _check_no_nul(text, key)
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidReferenceError(
+            f"{text!r}: object keys must be valid UTF-8 text ({exc.reason})"
+        ) from exc
+    if size > MAX_KEY_BYTES:
         raise InvalidReferenceError(
             f"{text[:80]!r}...: object keys are at most {MAX_KEY_BYTES} bytes"
         )
+
+
+def _check_no_nul(text: str, key: str) -> None:
     if "\x00" in key:
         raise InvalidReferenceError(f"{text!r}: object keys cannot contain NUL")
 
 
 def _split_version_query(text: str, key: str) -> tuple[str, str | None]:
-    pinned = _VERSION_QUERY.match(key)
+    pinned = _VERSION_QUERY.fullmatch(key)
     if pinned is None:
         return key, None
     if not pinned["key"] or pinned["key"].endswith("/"):
@@ -175,7 +202,7 @@ def _parse_s3(text: str, rest: str) -> ObjectRef:
 
 def _check_s3_bucket(text: str, bucket: str) -> None:
     valid = (
-        _S3_BUCKET.match(bucket) is not None
+        _S3_BUCKET.fullmatch(bucket) is not None
         and ".." not in bucket
         and not bucket.startswith("xn--")
         and not _is_ip_address(bucket)
@@ -198,14 +225,9 @@ def _is_ip_address(text: str) -> bool:
 
 def _parse_gs(text: str, rest: str) -> ObjectRef:
     bucket, key = _split_bucket(text, rest, "bucket")
-    if _GCS_BUCKET.match(bucket) is None or ".." in bucket:
-        raise InvalidReferenceError(
-            f"{text!r}: {bucket!r} is not a valid GCS bucket name (lowercase "
-            "letters, digits, dots, hyphens and underscores, starting and "
-            "ending with a letter or digit)"
-        )
+    _check_gcs_bucket(text, bucket)
     version = None
-    pinned = _GENERATION.match(key)
+    pinned = _GENERATION.fullmatch(key)
     if pinned is not None:
         key, version = pinned["key"], pinned["generation"]
         if not key or key.endswith("/"):
@@ -216,9 +238,25 @@ def _parse_gs(text: str, rest: str) -> ObjectRef:
     return ObjectRef("gs", bucket, key, version)
 
 
+def _check_gcs_bucket(text: str, bucket: str) -> None:
+    valid = (
+        _GCS_BUCKET.fullmatch(bucket) is not None
+        and ".." not in bucket
+        and all(len(label) <= _GCS_LABEL_MAX for label in bucket.split("."))
+        and not _is_ip_address(bucket)
+    )
+    if not valid:
+        raise InvalidReferenceError(
+            f"{text!r}: {bucket!r} is not a valid GCS bucket name (3-63 "
+            "characters, or up to 222 in dot-separated parts of at most 63: "
+            "lowercase letters, digits, dots, hyphens and underscores, "
+            "starting and ending with a letter or digit, not an IP address)"
+        )
+
+
 def _parse_az(text: str, rest: str) -> ObjectRef:
     account, path = _split_bucket(text, rest, "account")
-    if _AZ_ACCOUNT.match(account) is None:
+    if _AZ_ACCOUNT.fullmatch(account) is None:
         raise InvalidReferenceError(
             f"{text!r}: {account!r} is not a valid Azure storage account name "
             "(3-24 lowercase letters and digits); write az://ACCOUNT/container/blob"
@@ -228,7 +266,7 @@ def _parse_az(text: str, rest: str) -> ObjectRef:
 
 def _az_ref(text: str, account: str, path: str) -> ObjectRef:
     container, _, blob = path.partition("/")
-    if _AZ_CONTAINER.match(container) is None:
+    if _AZ_CONTAINER.fullmatch(container) is None:
         raise InvalidReferenceError(
             f"{text!r}: {container!r} is not a valid Azure container name "
             "(3-63 lowercase letters, digits and single hyphens)"
@@ -239,16 +277,46 @@ def _az_ref(text: str, account: str, path: str) -> ObjectRef:
 
 
 def _parse_http(text: str, scheme: str) -> ObjectRef:
-    parts = urlsplit(text)
+    parts = _split_url(text)
     if not parts.hostname:
         raise InvalidReferenceError(f"{text!r} names no host")
-    azure = _AZ_HOST.match(parts.hostname)
+    azure = _AZ_HOST.fullmatch(parts.hostname)
     if azure is not None and scheme == "https":
-        path = parts.path.lstrip("/")
-        versions = parse_qs(parts.query).get("versionId")
-        pinned = f"{path}?versionId={versions[0]}" if versions else path
-        return _az_ref(text, azure["account"], pinned)
+        return _parse_azure_url(text, azure["account"], parts)
     key = parts.path.lstrip("/")
+    _check_no_nul(text, key)
     if parts.query:
         key = f"{key}?{parts.query}"
     return ObjectRef(scheme, parts.netloc, key)
+
+
+def _split_url(text: str) -> SplitResult:
+    if any(char in text for char in _URL_STRIPPED):
+        raise InvalidReferenceError(
+            f"{text!r}: URLs cannot contain tabs or line breaks; "
+            "percent-encode them (%09, %0D, %0A)"
+        )
+    try:
+        return urlsplit(text)
+    except ValueError as exc:
+        raise InvalidReferenceError(f"{text!r} is not a valid URL: {exc}") from exc
+
+
+def _parse_azure_url(text: str, account: str, parts: SplitResult) -> ObjectRef:
+    # The URL path is percent-encoded; az:// URIs carry the blob name as is.
+    path = unquote(parts.path.lstrip("/"))
+    versions = parse_qs(parts.query).get("versionId")
+    pinned = f"{path}?versionId={versions[0]}" if versions else path
+    return _az_ref(text, account, pinned)
+
+
+def _parse_fsspec(text: str, scheme: str, rest: str) -> ObjectRef:
+    if scheme in _SCHEME_ALIASES:
+        raise InvalidReferenceError(
+            f"{text!r}: refstore does not serve {scheme}://; write "
+            f"{_SCHEME_ALIASES[scheme]}://... so that object versions are pinned"
+        )
+    if not rest:
+        raise InvalidReferenceError(f"{text!r} names no path after {scheme}://")
+    _check_no_nul(text, rest)
+    return ObjectRef(scheme=scheme, bucket="", key=rest)

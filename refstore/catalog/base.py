@@ -118,7 +118,9 @@ class Catalog(Protocol):
         """Every version of one artifact, oldest first."""
         ...
 
-    def set_alias(self, project: str, name: str, alias: str, version: int) -> VersionRecord:
+    def set_alias(
+        self, project: str, name: str, alias: str, version: int
+    ) -> VersionRecord:
         """Point ``alias`` at ``version`` (moving it if it pointed elsewhere)."""
         ...
 

@@ -71,7 +71,9 @@ class Provider(Protocol):
         """
         ...
 
-    def scan(self, prefix: ObjectRef, *, versions: bool = False) -> Iterator[ObjectInfo]:
+    def scan(
+        self, prefix: ObjectRef, *, versions: bool = False
+    ) -> Iterator[ObjectInfo]:
         """Yield every object whose key starts with ``prefix.key``, lazily.
 
         Paginated with the store's listing call, never one request per

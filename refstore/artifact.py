@@ -1,0 +1,360 @@
+"""Artifacts: build a manifest from references and files, log it, load it back.
+
+An :class:`Artifact` starts as a draft: ``add_reference`` captures objects in
+a store (pinned to their version and ETag, nothing copied), ``add_file`` and
+``add_dir`` hash local files that will be copied into the blob store. Saving
+logs the draft as the next version of the artifact in a project; an artifact
+loaded from the catalog has the same face, with ``version`` and ``aliases``
+set and its manifest read lazily.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import logging
+import os
+import posixpath
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, cast
+
+from refstore.capture import capture
+from refstore.catalog.base import NewVersion, VersionRecord
+from refstore.context import Context
+from refstore.errors import ConflictError, IntegrityError, RefstoreError
+from refstore.fetch import FetchResult, fetch
+from refstore.manifest import (
+    Manifest,
+    ManifestEntry,
+    check_entry_path,
+    read_stored,
+    write_stored,
+)
+from refstore.names import parse_project, validate_alias, validate_name
+from refstore.uri import ObjectRef, parse_uri
+
+__all__ = ["Artifact"]
+
+log = logging.getLogger(__name__)
+_CHUNK = 1024 * 1024
+
+
+class Artifact:
+    """A named, typed, versioned set of references and files."""
+
+    def __init__(
+        self,
+        name: str,
+        type: str,
+        description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        context: Context | None = None,
+    ) -> None:
+        self.name = validate_name(name, "artifact name")
+        self.type = validate_name(type, "artifact type")
+        self.description = description
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self._context = context
+        self._manifest: Manifest | None = Manifest()
+        self._sources: dict[str, Path] = {}
+        self._record: VersionRecord | None = None
+        self._created: bool | None = None
+
+    # -- building -------------------------------------------------------
+
+    def add_reference(
+        self,
+        uri: str,
+        name: str | None = None,
+        checksum: bool = True,
+        max_objects: int | None = None,
+    ) -> list[ManifestEntry]:
+        """Record the object or folder at ``uri``, pinned to its current version.
+
+        A folder (``s3://b/data/``, or ``s3://b/data`` when no such object
+        exists) records every object under it, named by its key relative to
+        the folder and placed under ``name`` when given. ``checksum=False``
+        records the URI alone without contacting the store.
+        """
+        self._require_draft()
+        ref = parse_uri(uri)
+        if not checksum:
+            entry = ManifestEntry(
+                path=self._path(name or _basename(ref)), digest=uri, ref=uri
+            )
+            return self._add([entry])
+        provider = self._ctx.providers.for_ref(ref)
+        captured = capture(ref, provider, max_objects=max_objects)
+        entries = [
+            ManifestEntry.from_info(self._reference_path(ref, name, rel), info)
+            for rel, info in captured
+        ]
+        return self._add(entries)
+
+    def add_file(
+        self, local_path: str | os.PathLike[str], name: str | None = None
+    ) -> ManifestEntry:
+        """Add a local file, copied into the blob store when the artifact is saved."""
+        self._require_draft()
+        source = Path(local_path)
+        if not source.is_file():
+            raise RefstoreError(f"{source} is not a file; pass a file path to add_file")
+        path = self._path(name or source.name)
+        digest, size = _sha256_file(source)
+        entry = ManifestEntry(
+            path=path, digest=digest, size=size, extra={"sha256": digest}
+        )
+        self._add([entry])
+        self._sources[path] = source
+        return entry
+
+    def add_dir(
+        self, local_path: str | os.PathLike[str], name: str | None = None
+    ) -> list[ManifestEntry]:
+        """Add every file under a local folder, placed under ``name`` when given."""
+        self._require_draft()
+        root = Path(local_path)
+        if not root.is_dir():
+            raise RefstoreError(f"{root} is not a folder; pass a folder to add_dir")
+        entries = []
+        for file in sorted(_walk_files(root)):
+            relative = file.relative_to(root).as_posix()
+            target = posixpath.join(name, relative) if name else relative
+            entries.append(self.add_file(file, name=target))
+        return entries
+
+    # -- logging --------------------------------------------------------
+
+    def save(self, project: str | None = None, aliases: Iterable[str] = ()) -> Artifact:
+        """Log this draft as the next version in ``project`` (entity/project).
+
+        Logging content identical to the artifact's ``latest`` version creates
+        no new version: this artifact becomes that version.
+        """
+        self._require_draft()
+        project_path = self._project_path(project)
+        alias_list = tuple(validate_alias(a) for a in aliases if a != "latest")
+        manifest = self.manifest
+        self._store_files()
+        started = time.monotonic()
+        with self._ctx.blobs.writer() as blob:
+            # BlobWriter hashes what passes through; it is all write_stored uses.
+            stream = cast(IO[bytes], blob)
+            digest, count = write_stored(manifest.sorted_entries(), stream)
+        new = NewVersion(
+            project=project_path,
+            name=self.name,
+            type=self.type,
+            digest=digest,
+            manifest_blob=blob.digest,
+            entry_count=count,
+            total_size=manifest.total_size,
+            description=self.description,
+            metadata=self.metadata,
+            aliases=alias_list,
+        )
+        record, created = self._ctx.catalog.log_version(new)
+        self._become(record)
+        self._created = created
+        log.info(
+            "%s %s (%d entries, %d bytes) in %.2f s",
+            "logged" if created else "unchanged, kept",
+            record.path,
+            count,
+            manifest.total_size,
+            time.monotonic() - started,
+        )
+        return self
+
+    # -- a logged version ----------------------------------------------
+
+    @classmethod
+    def _from_record(cls, record: VersionRecord, context: Context) -> Artifact:
+        artifact = cls.__new__(cls)
+        artifact._context = context
+        artifact._sources = {}
+        artifact._manifest = None
+        artifact._created = None
+        artifact._become(record)
+        return artifact
+
+    @property
+    def manifest(self) -> Manifest:
+        if self._manifest is None:
+            assert self._record is not None
+            with self._ctx.blobs.open(self._record.manifest_blob) as stream:
+                self._manifest = Manifest(read_stored(stream))
+        return self._manifest
+
+    @property
+    def is_draft(self) -> bool:
+        return self._record is None
+
+    @property
+    def created_new_version(self) -> bool | None:
+        """After ``save``: False when identical content was already logged."""
+        return self._created
+
+    @property
+    def version(self) -> str | None:
+        """``v0``, ``v1``, ...; None for a draft."""
+        return None if self._record is None else self._record.version_name
+
+    @property
+    def aliases(self) -> list[str]:
+        return [] if self._record is None else list(self._record.aliases)
+
+    @property
+    def project(self) -> str | None:
+        return None if self._record is None else self._record.project
+
+    @property
+    def qualified_name(self) -> str:
+        """``entity/project/name:vN`` for a logged version."""
+        if self._record is None:
+            return f"{self.name} (draft)"
+        return self._record.path
+
+    @property
+    def digest(self) -> str:
+        if self._record is not None:
+            return self._record.digest
+        return self.manifest.digest()
+
+    @property
+    def size(self) -> int:
+        if self._record is not None:
+            return self._record.total_size
+        return self.manifest.total_size
+
+    @property
+    def entry_count(self) -> int:
+        if self._record is not None:
+            return self._record.entry_count
+        return len(self.manifest)
+
+    @property
+    def created_at(self) -> datetime.datetime | None:
+        return None if self._record is None else self._record.created_at
+
+    def download(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        jobs: int | None = None,
+    ) -> Path:
+        """Fetch the exact recorded object versions into ``root``; return it."""
+        result = self.fetch(root, jobs=jobs)
+        return result.root
+
+    def fetch(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        jobs: int | None = None,
+        progress: Any = None,
+    ) -> FetchResult:
+        """Like :meth:`download`, returning what was fetched and skipped."""
+        target = Path(root) if root is not None else self._default_root()
+        return fetch(
+            self.manifest,
+            target,
+            providers=self._ctx.providers,
+            blobs=self._blob_source(),
+            jobs=jobs,
+            progress=progress,
+        )
+
+    def __repr__(self) -> str:
+        return f"<Artifact {self.qualified_name} type={self.type}>"
+
+    # -- helpers --------------------------------------------------------
+
+    @property
+    def _ctx(self) -> Context:
+        if self._context is None:
+            self._context = Context.current()
+        return self._context
+
+    def _become(self, record: VersionRecord) -> None:
+        self._record = record
+        self.name = record.name
+        self.type = record.type
+        self.description = record.description
+        self.metadata = dict(record.metadata)
+
+    def _require_draft(self) -> None:
+        if self._record is not None:
+            raise ConflictError(
+                f"{self._record.path} is logged and cannot change; create a new "
+                "Artifact with the same name to log the next version"
+            )
+
+    def _add(self, entries: Sequence[ManifestEntry]) -> list[ManifestEntry]:
+        manifest = self.manifest
+        for entry in entries:
+            manifest.add(entry)
+        return list(entries)
+
+    def _path(self, path: str) -> str:
+        return check_entry_path(path)
+
+    def _reference_path(self, ref: ObjectRef, name: str | None, rel: str) -> str:
+        if ref.is_prefix or rel != posixpath.basename(ref.key):
+            return self._path(posixpath.join(name, rel) if name else rel)
+        return self._path(name or rel)
+
+    def _project_path(self, project: str | None) -> str:
+        project = project or self._ctx.settings.project
+        if project is None:
+            raise RefstoreError(
+                "no project given: pass project='entity/project' or set "
+                "REFSTORE_PROJECT"
+            )
+        entity, name = parse_project(project)
+        return f"{entity}/{name}"
+
+    def _store_files(self) -> None:
+        blobs = self._ctx.blobs
+        for path, source in self._sources.items():
+            digest, _ = blobs.put_file(source)
+            if digest != self.manifest.entries[path].digest:
+                raise IntegrityError(
+                    f"{source} changed after it was added as {path!r}; add it again"
+                )
+
+    def _blob_source(self) -> Any:
+        return self._ctx.blobs
+
+    def _default_root(self) -> Path:
+        label = f"{self.name}:{self.version or 'draft'}"
+        if os.name == "nt":
+            label = label.replace(":", "-")
+        return Path("artifacts") / label
+
+
+def _basename(ref: ObjectRef) -> str:
+    return posixpath.basename(ref.key.rstrip("/")) or ref.bucket
+
+
+def _walk_files(root: Path) -> Iterable[Path]:
+    # Symlinked folders are not followed: they could point anywhere, and a
+    # loop would never end.
+    for folder, _dirs, files in os.walk(root):
+        for file in files:
+            path = Path(folder) / file
+            if path.is_file():
+                yield path
+
+
+def _sha256_file(path: Path) -> tuple[str, int]:
+    hasher = hashlib.sha256()
+    size = 0
+    with path.open("rb") as stream:
+        while chunk := stream.read(_CHUNK):
+            hasher.update(chunk)
+            size += len(chunk)
+    return hasher.hexdigest(), size

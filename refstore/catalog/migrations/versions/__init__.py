@@ -1,0 +1,1 @@
+"""Alembic revisions of the SQL catalog, oldest first; never edit a released one."""

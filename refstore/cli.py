@@ -1,0 +1,349 @@
+"""The ``refstore`` command line.
+
+Every command parses its input, calls the Python API and renders the result;
+no business logic lives here. Data goes to standard output (as JSON with
+``--json``), progress and messages to standard error.
+
+Exit codes: 0 success; 1 the data does not match its record (drift, a
+checksum mismatch); 2 refstore could not do what was asked (bad input,
+something missing, no access, nothing reachable). Errors print as one line;
+``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from refstore import __version__
+from refstore.api import Api
+from refstore.artifact import Artifact
+from refstore.errors import RefstoreError
+from refstore.manifest import ManifestEntry
+from refstore.uri import is_reference
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EXIT_CODES = """\b
+Exit codes:
+  0  success
+  1  the data does not match its record (drift, checksum mismatch)
+  2  refstore could not do what was asked (bad input, not found, no access)
+"""
+
+
+def _handle_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn refstore errors into one clear line and their exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except RefstoreError as exc:
+            if click.get_current_context().find_root().params.get("debug"):
+                raise
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper
+
+
+@click.group(epilog=EXIT_CODES)
+@click.version_option(__version__, prog_name="refstore")
+@click.option("-v", "--verbose", is_flag=True, help="Log each remote operation.")
+@click.option("--debug", is_flag=True, help="Log everything; show tracebacks.")
+def main(verbose: bool, debug: bool) -> None:
+    """Track datasets and models that live in object stores, by reference."""
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not debug:
+        # The SDKs' own chatter is for debugging refstore, not for users.
+        for noisy in ("botocore", "boto3", "urllib3", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@main.command(epilog=EXIT_CODES)
+@click.argument("project")
+@click.argument("name")
+@click.argument("items", nargs=-1, required=True)
+@click.option("--type", "type_", required=True, help="Artifact type, e.g. dataset.")
+@click.option("--alias", "aliases", multiple=True, help="Alias to set (repeatable).")
+@click.option("--description", help="What this artifact holds.")
+@click.option("--metadata", help="Metadata as a JSON object.")
+@click.option(
+    "--max-objects",
+    type=click.IntRange(min=1),
+    help="Fail if a referenced prefix holds more objects than this.",
+)
+@click.option(
+    "--no-checksum",
+    is_flag=True,
+    help="Record the URIs alone, without contacting the stores.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_handle_errors
+def log(
+    project: str,
+    name: str,
+    items: Sequence[str],
+    type_: str,
+    aliases: Sequence[str],
+    description: str | None,
+    metadata: str | None,
+    max_objects: int | None,
+    no_checksum: bool,
+    as_json: bool,
+) -> None:
+    """Log a new version of NAME in PROJECT from references and local files.
+
+    Each ITEM is a reference (s3://bucket/prefix/, s3://bucket/key?versionId=ID)
+    or a local file or folder, which is copied into refstore's blob store.
+    """
+    artifact = Artifact(
+        name, type_, description=description, metadata=_parse_metadata(metadata)
+    )
+    for item in items:
+        _add_item(artifact, item, checksum=not no_checksum, max_objects=max_objects)
+    artifact.save(project=project, aliases=aliases)
+    if as_json:
+        _print_json(_version_dict(artifact))
+        return
+    verb = "logged" if artifact.created_new_version else "unchanged, already logged as"
+    click.echo(
+        f"{verb} {artifact.qualified_name} ({artifact.entry_count} entries, "
+        f"{_human_size(artifact.size)}); aliases: {', '.join(artifact.aliases)}"
+    )
+
+
+def _add_item(
+    artifact: Artifact, item: str, *, checksum: bool, max_objects: int | None
+) -> None:
+    if is_reference(item):
+        artifact.add_reference(item, checksum=checksum, max_objects=max_objects)
+        return
+    path = Path(item)
+    if path.is_dir():
+        artifact.add_dir(path)
+    elif path.is_file():
+        artifact.add_file(path)
+    else:
+        raise click.BadParameter(
+            f"{item!r} is neither a reference URI nor an existing file or folder"
+        )
+
+
+def _parse_metadata(text: str | None) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"--metadata is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise click.BadParameter('--metadata must be a JSON object, e.g. {"k": 1}')
+    return value
+
+
+@main.command(epilog=EXIT_CODES)
+@click.argument("path", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_handle_errors
+def ls(path: str | None, as_json: bool) -> None:
+    """List projects, the artifacts of PROJECT, or the versions of PROJECT/NAME."""
+    api = Api()
+    if path is None:
+        rows = [
+            {"project": p.path, "created": p.created_at.isoformat()}
+            for p in api.projects()
+        ]
+    elif path.strip("/").count("/") < 2 and ":" not in path:
+        rows = [
+            {
+                "name": a.name,
+                "type": a.type,
+                "versions": a.version_count,
+                "latest": None if a.latest_version is None else f"v{a.latest_version}",
+            }
+            for a in api.artifact_collections(path)
+        ]
+    else:
+        rows = [_version_row(a) for a in api.artifact_versions(path)]
+    if as_json:
+        _print_json(rows)
+    else:
+        _print_table(rows)
+
+
+@main.command(epilog=EXIT_CODES)
+@click.argument("path")
+@click.option("--json", "as_json", is_flag=True, help="Print the version as JSON.")
+@click.option(
+    "--manifest",
+    "as_manifest",
+    is_flag=True,
+    help="Print the manifest as W&B-compatible JSON.",
+)
+@click.option(
+    "--limit",
+    default=20,
+    show_default=True,
+    help="Entries to list in the text view (0: all).",
+)
+@_handle_errors
+def show(path: str, as_json: bool, as_manifest: bool, limit: int) -> None:
+    """Show one artifact version: PROJECT/NAME:ALIAS or :vN."""
+    artifact = Api().artifact(path)
+    if as_manifest:
+        artifact.manifest.write_json(sys.stdout)
+        return
+    if as_json:
+        data = _version_dict(artifact)
+        data["entries"] = {e.path: e.to_dict() for e in artifact.manifest}
+        _print_json(data)
+        return
+    for key, value in _version_dict(artifact).items():
+        click.echo(f"{key:>12}: {value}")
+    entries = artifact.manifest.sorted_entries()
+    shown = entries if limit == 0 else entries[:limit]
+    _print_table([_entry_row(e) for e in shown])
+    if len(shown) < len(entries):
+        click.echo(f"... and {len(entries) - len(shown)} more (--limit 0 shows all)")
+
+
+@main.command(epilog=EXIT_CODES)
+@click.argument("path")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to fetch into [default: ./artifacts/NAME:VERSION].",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Concurrent transfers [default: 8 per core, at most 64].",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_handle_errors
+def fetch(path: str, output: Path | None, jobs: int | None, as_json: bool) -> None:
+    """Fetch the exact object versions of PROJECT/NAME:ALIAS into a folder."""
+    artifact = Api().artifact(path)
+    with click.progressbar(
+        length=artifact.entry_count, label="fetching", file=sys.stderr
+    ) as bar:
+        result = artifact.fetch(
+            output, jobs=jobs, progress=lambda _entry, _size: bar.update(1)
+        )
+    summary: dict[str, Any] = {
+        "artifact": artifact.qualified_name,
+        "root": str(result.root),
+        "fetched": result.fetched,
+        "skipped": result.skipped,
+        "bytes": result.bytes_fetched,
+        "seconds": round(result.seconds, 3),
+    }
+    if as_json:
+        _print_json(summary)
+        return
+    click.echo(
+        f"fetched {result.fetched} entries ({_human_size(result.bytes_fetched)}) "
+        f"and kept {result.skipped} already present into {result.root}"
+    )
+
+
+@main.command(epilog=EXIT_CODES)
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the demo's catalog here [default: a temporary folder].",
+)
+@_handle_errors
+def demo(home: Path | None) -> None:
+    """Run refstore end to end against an embedded S3 emulator."""
+    from refstore.demo import run_demo
+
+    run_demo(home, echo=click.echo)
+
+
+# -- rendering -----------------------------------------------------------
+
+
+def _version_dict(artifact: Artifact) -> dict[str, Any]:
+    return {
+        "artifact": artifact.qualified_name,
+        "type": artifact.type,
+        "version": artifact.version,
+        "aliases": artifact.aliases,
+        "description": artifact.description,
+        "metadata": artifact.metadata,
+        "entries": artifact.entry_count,
+        "size": artifact.size,
+        "digest": artifact.digest,
+        "created": artifact.created_at.isoformat() if artifact.created_at else None,
+    }
+
+
+def _version_row(artifact: Artifact) -> dict[str, Any]:
+    return {
+        "version": artifact.version,
+        "aliases": ",".join(artifact.aliases),
+        "entries": artifact.entry_count,
+        "size": artifact.size,
+        "digest": artifact.digest[:12],
+        "created": artifact.created_at.isoformat() if artifact.created_at else None,
+    }
+
+
+def _entry_row(entry: ManifestEntry) -> dict[str, Any]:
+    return {
+        "path": entry.path,
+        "size": entry.size,
+        "ref": entry.ref or "(copied file)",
+        "version": entry.version_id or "",
+        "digest": entry.digest,
+    }
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        click.echo("(nothing)")
+        return
+    columns = list(rows[0])
+    cells = [[_cell(row[c]) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    for line in _table_lines(columns, cells, widths):
+        click.echo(line.rstrip())
+
+
+def _table_lines(
+    columns: list[str], cells: list[list[str]], widths: list[int]
+) -> Iterator[str]:
+    yield "  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))
+    for row in cells:
+        yield "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True))
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"

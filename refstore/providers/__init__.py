@@ -1,0 +1,1 @@
+"""Object-store providers behind one contract."""
