@@ -347,3 +347,7 @@ def _human_size(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} B"
+
+
+if __name__ == "__main__":
+    main()

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
-import io
 import json
 import posixpath
 import re
@@ -32,7 +31,7 @@ from typing import IO, Any
 import zstandard
 
 from refstore.errors import ManifestError, UnsafePathError
-from refstore.uri import ObjectRef
+from refstore.uri import ObjectRef, parse_uri
 
 __all__ = [
     "Manifest",
@@ -45,8 +44,9 @@ __all__ = [
 
 MANIFEST_VERSION = 1
 STORAGE_FORMAT = "refstore-manifest"
-_PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
-_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
+_PLAIN_MD5 = re.compile(r"[0-9a-f]{32}")
+_WINDOWS_DRIVE = re.compile(r"[A-Za-z]:")
+_READ_CHUNK = 1 << 16
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -75,7 +75,7 @@ class ObjectInfo:
     @property
     def etag_is_md5(self) -> bool:
         """True when the ETag is a plain MD5 of the bytes (single-part)."""
-        return self.etag is not None and _PLAIN_MD5.match(self.etag) is not None
+        return self.etag is not None and _PLAIN_MD5.fullmatch(self.etag) is not None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -105,7 +105,7 @@ class ManifestEntry:
     @property
     def etag_is_md5(self) -> bool:
         etag = self.etag
-        return etag is not None and _PLAIN_MD5.match(etag) is not None
+        return etag is not None and _PLAIN_MD5.fullmatch(etag) is not None
 
     @property
     def checksummed(self) -> bool:
@@ -122,8 +122,7 @@ class ManifestEntry:
             extra["versionID"] = info.version_id
         if info.etag is not None and not info.etag_is_md5:
             extra["etagIsMd5"] = False
-        for name, value in sorted(info.checksums.items()):
-            extra[name] = value
+        extra.update(sorted(info.checksums.items()))
         extra.update(info.extra)
         unpinned = info.ref.with_version(None).uri
         digest = info.etag or info.checksums.get("sha256") or unpinned
@@ -131,10 +130,10 @@ class ManifestEntry:
 
     def object_ref(self) -> ObjectRef:
         """The pinned reference this entry points at."""
-        from refstore.uri import parse_uri
-
         if self.ref is None:
-            raise ManifestError(f"entry {self.path!r} is a copied file, not a reference")
+            raise ManifestError(
+                f"entry {self.path!r} is a copied file, not a reference"
+            )
         return parse_uri(self.ref).with_version(self.version_id)
 
     def to_dict(self) -> dict[str, Any]:
@@ -149,20 +148,29 @@ class ManifestEntry:
 
     @classmethod
     def from_dict(cls, path: str, data: Mapping[str, Any]) -> ManifestEntry:
-        if not isinstance(data, Mapping) or not isinstance(data.get("digest"), str):
+        if not isinstance(data, Mapping):
+            raise ManifestError(
+                f"manifest entry {path!r} must be a JSON object, "
+                f"not {type(data).__name__}"
+            )
+        digest = data.get("digest")
+        if not isinstance(digest, str) or not digest:
             raise ManifestError(
                 f"manifest entry {path!r} has no digest; every entry needs one"
             )
         size = data.get("size")
-        if size is not None and (not isinstance(size, int) or size < 0):
+        # bool is an int subclass; JSON true is not a size.
+        if size is not None and (type(size) is not int or size < 0):
             raise ManifestError(f"manifest entry {path!r} has invalid size {size!r}")
         ref = data.get("ref")
-        if ref is not None and not isinstance(ref, str):
+        if ref is not None and (not isinstance(ref, str) or not ref):
             raise ManifestError(f"manifest entry {path!r} has invalid ref {ref!r}")
-        extra = data.get("extra") or {}
+        extra = data.get("extra")
+        if extra is None:
+            extra = {}
         if not isinstance(extra, Mapping):
             raise ManifestError(f"manifest entry {path!r} has invalid extra {extra!r}")
-        return cls(path=path, digest=data["digest"], ref=ref, size=size, extra=extra)
+        return cls(path=path, digest=digest, ref=ref, size=size, extra=dict(extra))
 
     def digest_line(self) -> bytes:
         """The bytes this entry contributes to the manifest digest."""
@@ -174,7 +182,9 @@ def check_entry_path(path: str) -> str:
     """Return ``path`` if it is a safe relative POSIX path, else raise.
 
     Safe means: not empty, not absolute on any platform, no ``..`` segment,
-    no backslash (a separator on Windows) and no NUL.
+    no backslash (a separator on Windows), no NUL, and not the destination
+    folder itself (``.``). The result is normalised (``a//b/./c`` is
+    ``a/b/c``).
     """
     bad = (
         not path
@@ -184,13 +194,14 @@ def check_entry_path(path: str) -> str:
         or "\x00" in path
         or ".." in path.split("/")
     )
-    if bad:
+    normal = "" if bad else posixpath.normpath(path)
+    if normal in ("", "."):
         raise UnsafePathError(
-            f"manifest path {path!r} would write outside the destination folder; "
-            "entry paths must be relative, without '..', drive letters or "
-            "backslashes"
+            f"manifest path {path!r} does not name a file inside the destination "
+            "folder; entry paths must be relative, without '..', drive letters "
+            "or backslashes"
         )
-    return posixpath.normpath(path)
+    return normal
 
 
 class Manifest:
@@ -312,7 +323,7 @@ def _entries_from_events(
     depth = 0
     for prefix, event, value in events:
         if builder is None:
-            if prefix == "version" and event == "number":
+            if prefix == "version" and event in _SCALAR_EVENTS:
                 _check_version(value)
                 seen_version = True
             elif prefix == "contents" and event == "start_map":
@@ -332,15 +343,21 @@ def _entries_from_events(
         raise ManifestError("the manifest has no 'version'")
 
 
+_SCALAR_EVENTS = frozenset({"number", "string", "boolean", "null"})
+
+
 def _check_version(version: Any) -> None:
-    if version != MANIFEST_VERSION:
+    # bool is an int subclass, and true == 1; only the integer 1 is version 1.
+    if type(version) is not int or version != MANIFEST_VERSION:
         raise ManifestError(
             f"manifest version {version!r} is not supported; refstore reads "
             f"version {MANIFEST_VERSION} (refstore's and W&B's format)"
         )
 
 
-def write_stored(entries: Iterable[ManifestEntry], stream: IO[bytes]) -> tuple[str, int]:
+def write_stored(
+    entries: Iterable[ManifestEntry], stream: IO[bytes]
+) -> tuple[str, int]:
     """Write entries (in path order) in storage form; return digest and count.
 
     The caller passes entries sorted by path; the digest is computed on the
@@ -367,16 +384,44 @@ def write_stored(entries: Iterable[ManifestEntry], stream: IO[bytes]) -> tuple[s
 
 
 def read_stored(stream: IO[bytes]) -> Iterator[ManifestEntry]:
-    """Stream the entries of a manifest in storage form, in path order."""
-    decompressor = zstandard.ZstdDecompressor()
-    try:
-        with decompressor.stream_reader(stream, closefd=False) as raw:
-            lines = io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8")
-            _check_header(lines.readline())
-            for line in lines:
-                yield _parse_entry_line(line)
-    except zstandard.ZstdError as exc:
-        raise ManifestError(f"the stored manifest is corrupt: {exc}") from exc
+    """Stream the entries of a manifest in storage form, in path order.
+
+    A stream that is cut short, corrupt or out of order raises ManifestError
+    (possibly after the entries before the damage were yielded).
+    """
+    lines = _stored_lines(stream)
+    _check_header(next(lines, b""))
+    previous: str | None = None
+    for line in lines:
+        entry = _parse_entry_line(line)
+        if previous is not None and entry.path <= previous:
+            raise ManifestError(
+                f"the stored manifest is corrupt: {entry.path!r} comes after "
+                f"{previous!r}, entries must be in path order"
+            )
+        previous = entry.path
+        yield entry
+
+
+def _stored_lines(stream: IO[bytes]) -> Iterator[bytes]:
+    # A decompressobj, not a stream_reader: only it says whether the zstd
+    # frame ended, and a stream cut at a line boundary must not pass for a
+    # shorter manifest.
+    decompressor = zstandard.ZstdDecompressor().decompressobj()
+    pending = b""
+    while not decompressor.eof and (chunk := stream.read(_READ_CHUNK)):
+        try:
+            pending += decompressor.decompress(chunk)
+        except zstandard.ZstdError as exc:
+            raise ManifestError(f"the stored manifest is corrupt: {exc}") from exc
+        *lines, pending = pending.split(b"\n")
+        yield from lines
+    if not decompressor.eof:
+        raise ManifestError("the stored manifest is truncated: its data ends early")
+    if pending:
+        raise ManifestError("the stored manifest is corrupt: its last line is cut")
+    if decompressor.unused_data or stream.read(1):
+        raise ManifestError("the stored manifest is corrupt: data after its end")
 
 
 def _header_line() -> bytes:
@@ -384,28 +429,45 @@ def _header_line() -> bytes:
     return json.dumps(header).encode() + b"\n"
 
 
-def _check_header(line: str) -> None:
+def _check_header(line: bytes) -> None:
     try:
         header = json.loads(line)
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:
         raise ManifestError("the stored manifest has no header line") from exc
     if not isinstance(header, dict) or header.get("format") != STORAGE_FORMAT:
         raise ManifestError("the stored manifest is not in refstore's format")
-    if header.get("version") != MANIFEST_VERSION:
+    version = header.get("version")
+    if type(version) is int and version > MANIFEST_VERSION:
         raise ManifestError(
-            f"stored manifest version {header.get('version')!r} is newer than "
-            "this refstore understands; upgrade refstore"
+            f"stored manifest version {version} is newer than this refstore "
+            f"understands (version {MANIFEST_VERSION}); upgrade refstore"
+        )
+    if type(version) is not int or version != MANIFEST_VERSION:
+        raise ManifestError(
+            f"stored manifest version {version!r} is not supported; refstore "
+            f"reads version {MANIFEST_VERSION}"
         )
 
 
 def _entry_line(entry: ManifestEntry) -> bytes:
     fields = [entry.path, entry.digest, entry.ref, entry.size, dict(entry.extra)]
-    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    line = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    return line.encode() + b"\n"
 
 
-def _parse_entry_line(line: str) -> ManifestEntry:
+def _parse_entry_line(line: bytes) -> ManifestEntry:
     try:
-        path, digest, ref, size, extra = json.loads(line)
-    except (json.JSONDecodeError, ValueError, TypeError) as exc:
+        fields = json.loads(line)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         raise ManifestError(f"the stored manifest has a corrupt line: {exc}") from exc
-    return ManifestEntry(path=path, digest=digest, ref=ref, size=size, extra=extra)
+    if not isinstance(fields, list) or len(fields) != 5:
+        raise ManifestError(
+            f"the stored manifest has a corrupt line: {line[:200]!r} is not "
+            "[path, digest, ref, size, extra]"
+        )
+    path, digest, ref, size, extra = fields
+    if not isinstance(path, str):
+        raise ManifestError(f"the stored manifest has an entry path {path!r}")
+    return ManifestEntry.from_dict(
+        path, {"digest": digest, "ref": ref, "size": size, "extra": extra}
+    )

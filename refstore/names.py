@@ -25,8 +25,9 @@ __all__ = [
     "validate_name",
 ]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_VERSION = re.compile(r"^v(0|[1-9][0-9]*)$")
+# Applied with fullmatch: "$" would accept a trailing newline.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_VERSION = re.compile(r"v(0|[1-9][0-9]*)")
 LATEST = "latest"
 
 
@@ -46,7 +47,7 @@ class ArtifactPath:
     @property
     def version_index(self) -> int | None:
         """The version number when the selector is ``vN``, else None."""
-        match = _VERSION.match(self.selector)
+        match = _VERSION.fullmatch(self.selector)
         return int(match.group(1)) if match else None
 
     def __str__(self) -> str:
@@ -55,12 +56,20 @@ class ArtifactPath:
 
 def default_entity() -> str:
     """The entity of a bare project name: REFSTORE_ENTITY, else the OS user."""
-    entity = os.environ.get("REFSTORE_ENTITY") or getpass.getuser() or "local"
+    entity = os.environ.get("REFSTORE_ENTITY") or _os_user() or "local"
     return re.sub(r"[^A-Za-z0-9._-]", "-", entity)
 
 
+def _os_user() -> str | None:
+    # getuser() raises when the uid has no passwd entry (containers, CI).
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
 def validate_name(name: str, what: str = "name") -> str:
-    if _NAME.match(name) is None:
+    if _NAME.fullmatch(name) is None:
         raise InvalidReferenceError(
             f"{name!r} is not a valid {what}: use 1-128 letters, digits, '.', "
             "'_' or '-', starting with a letter or digit"
@@ -70,7 +79,7 @@ def validate_name(name: str, what: str = "name") -> str:
 
 def validate_alias(alias: str) -> str:
     validate_name(alias, "alias")
-    if _VERSION.match(alias):
+    if _VERSION.fullmatch(alias):
         raise InvalidReferenceError(
             f"{alias!r} cannot be an alias: names of the form vN are version "
             "numbers; choose another alias"
@@ -110,6 +119,6 @@ def parse_artifact_path(text: str, default_project: str | None = None) -> Artifa
             f"{text!r} is not an artifact path: write entity/project/name:alias"
         )
     name = validate_name(parts[-1], "artifact name")
-    if _VERSION.match(selector) is None:
+    if _VERSION.fullmatch(selector) is None:
         validate_name(selector, "alias")
     return ArtifactPath(entity, project, name, selector)

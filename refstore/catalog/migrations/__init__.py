@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 # another Alembic-managed application keeps the two histories apart.
 VERSION_TABLE = "refstore_alembic_version"
 _HERE = Path(__file__).parent
-_PG_LOCK_KEY = 0x7265_6673_746F_7265 >> 1  # "refstore", within a signed bigint
+_PG_LOCK_KEY = int.from_bytes(b"refstore", "big")  # any bigint; this one reads well
 
 
 def _config(connection: Connection | None = None) -> Config:
@@ -167,4 +167,4 @@ else:
         fcntl.flock(fd, fcntl.LOCK_EX)
 
     def _unlock_file(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_UNLCK)
+        fcntl.flock(fd, fcntl.LOCK_UN)
