@@ -12,18 +12,20 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from refstore.errors import IntegrityError, NotFoundError
+from refstore.errors import IntegrityError, ManifestError, NotFoundError
 
 __all__ = ["BlobStore", "BlobWriter"]
 
 log = logging.getLogger(__name__)
 _CHUNK = 1024 * 1024
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class BlobWriter:
@@ -55,6 +57,13 @@ class BlobStore:
         self.root = Path(root)
 
     def path(self, digest: str) -> Path:
+        # Digests arrive from manifests, which may be imported: one such as
+        # "../../etc/passwd" must not name a file outside the store.
+        if _SHA256.fullmatch(digest) is None:
+            raise ManifestError(
+                f"{digest!r} is not a blob digest (64 lowercase hex digits of a "
+                "sha256); the manifest entry or catalog record naming it is corrupt"
+            )
         return self.root / "sha256" / digest[:2] / digest[2:]
 
     def has(self, digest: str) -> bool:

@@ -41,17 +41,17 @@ Exit codes:
 
 
 def _handle_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn refstore errors into one clear line and their exit code."""
+    """Turn refstore and file-system errors into one line and their exit code."""
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
-        except RefstoreError as exc:
+        except (RefstoreError, OSError) as exc:
             if click.get_current_context().find_root().params.get("debug"):
                 raise
             click.secho(f"error: {exc}", fg="red", err=True)
-            sys.exit(exc.exit_code)
+            sys.exit(exc.exit_code if isinstance(exc, RefstoreError) else 2)
 
     return wrapper
 

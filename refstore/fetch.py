@@ -110,6 +110,10 @@ def plan(
 def _check_no_clash(relative: str, files: set[str], folders: set[str]) -> None:
     parents = relative.split("/")[:-1]
     prefixes = ["/".join(parents[: i + 1]) for i in range(len(parents))]
+    if relative in files:
+        raise UnsafePathError(
+            f"two manifest paths name the same file {relative!r}; rename one"
+        )
     clash = relative in folders or any(p in files for p in prefixes)
     if clash:
         raise UnsafePathError(

@@ -153,29 +153,37 @@ class ManifestEntry:
                 f"manifest entry {path!r} must be a JSON object, "
                 f"not {type(data).__name__}"
             )
-        digest = data.get("digest")
-        if not isinstance(digest, str) or not digest:
-            raise ManifestError(
-                f"manifest entry {path!r} has no digest; every entry needs one"
-            )
-        size = data.get("size")
-        # bool is an int subclass; JSON true is not a size.
-        if size is not None and (type(size) is not int or size < 0):
-            raise ManifestError(f"manifest entry {path!r} has invalid size {size!r}")
-        ref = data.get("ref")
-        if ref is not None and (not isinstance(ref, str) or not ref):
-            raise ManifestError(f"manifest entry {path!r} has invalid ref {ref!r}")
         extra = data.get("extra")
-        if extra is None:
-            extra = {}
-        if not isinstance(extra, Mapping):
-            raise ManifestError(f"manifest entry {path!r} has invalid extra {extra!r}")
-        return cls(path=path, digest=digest, ref=ref, size=size, extra=dict(extra))
+        if isinstance(extra, Mapping):
+            extra = dict(extra)  # the entry must not share the caller's dict
+        return _checked_entry(
+            path, data.get("digest"), data.get("ref"), data.get("size"), extra
+        )
 
     def digest_line(self) -> bytes:
         """The bytes this entry contributes to the manifest digest."""
         fields = [self.path, self.ref, self.digest, self.size, self.version_id]
         return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _checked_entry(
+    path: str, digest: Any, ref: Any, size: Any, extra: Any
+) -> ManifestEntry:
+    """An entry from decoded JSON values, or ManifestError naming the bad one."""
+    if not isinstance(digest, str) or not digest:
+        raise ManifestError(
+            f"manifest entry {path!r} has no digest; every entry needs one"
+        )
+    # bool is an int subclass; JSON true is not a size.
+    if size is not None and (type(size) is not int or size < 0):
+        raise ManifestError(f"manifest entry {path!r} has invalid size {size!r}")
+    if ref is not None and (not isinstance(ref, str) or not ref):
+        raise ManifestError(f"manifest entry {path!r} has invalid ref {ref!r}")
+    if extra is None:
+        extra = {}
+    if not isinstance(extra, Mapping):
+        raise ManifestError(f"manifest entry {path!r} has invalid extra {extra!r}")
+    return ManifestEntry(path=path, digest=digest, ref=ref, size=size, extra=extra)
 
 
 def check_entry_path(path: str) -> str:
@@ -457,7 +465,7 @@ def _entry_line(entry: ManifestEntry) -> bytes:
 
 def _parse_entry_line(line: bytes) -> ManifestEntry:
     try:
-        fields = json.loads(line)
+        fields = json.loads(line.decode())
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         raise ManifestError(f"the stored manifest has a corrupt line: {exc}") from exc
     if not isinstance(fields, list) or len(fields) != 5:
@@ -468,6 +476,4 @@ def _parse_entry_line(line: bytes) -> ManifestEntry:
     path, digest, ref, size, extra = fields
     if not isinstance(path, str):
         raise ManifestError(f"the stored manifest has an entry path {path!r}")
-    return ManifestEntry.from_dict(
-        path, {"digest": digest, "ref": ref, "size": size, "extra": extra}
-    )
+    return _checked_entry(path, digest, ref, size, extra)

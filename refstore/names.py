@@ -112,7 +112,7 @@ def parse_artifact_path(text: str, default_project: str | None = None) -> Artifa
                 "or set REFSTORE_PROJECT"
             )
         entity, project = parse_project(default_project)
-    elif len(parts) in (2, 3):
+    elif len(parts) in (2, 3) and "" not in parts[:-1]:
         entity, project = parse_project("/".join(parts[:-1]))
     else:
         raise InvalidReferenceError(

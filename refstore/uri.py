@@ -184,12 +184,16 @@ def _split_version_query(text: str, key: str) -> tuple[str, str | None]:
     pinned = _VERSION_QUERY.fullmatch(key)
     if pinned is None:
         return key, None
-    if not pinned["key"] or pinned["key"].endswith("/"):
+    _check_pinned_object(text, pinned["key"])
+    return pinned["key"], pinned["version"]
+
+
+def _check_pinned_object(text: str, key: str) -> None:
+    if not key or key.endswith("/"):
         raise InvalidReferenceError(
             f"{text!r}: a versionId pins one object, not a folder; "
             "remove ?versionId= or name the object"
         )
-    return pinned["key"], pinned["version"]
 
 
 def _parse_s3(text: str, rest: str) -> ObjectRef:
@@ -261,19 +265,19 @@ def _parse_az(text: str, rest: str) -> ObjectRef:
             f"{text!r}: {account!r} is not a valid Azure storage account name "
             "(3-24 lowercase letters and digits); write az://ACCOUNT/container/blob"
         )
-    return _az_ref(text, account, path)
-
-
-def _az_ref(text: str, account: str, path: str) -> ObjectRef:
     container, _, blob = path.partition("/")
+    _check_az_container(text, container)
+    blob, version = _split_version_query(text, blob)
+    _check_key(text, blob)
+    return ObjectRef("az", container, blob, version, account=account)
+
+
+def _check_az_container(text: str, container: str) -> None:
     if _AZ_CONTAINER.fullmatch(container) is None:
         raise InvalidReferenceError(
             f"{text!r}: {container!r} is not a valid Azure container name "
             "(3-63 lowercase letters, digits and single hyphens)"
         )
-    blob, version = _split_version_query(text, blob)
-    _check_key(text, blob)
-    return ObjectRef("az", container, blob, version, account=account)
 
 
 def _parse_http(text: str, scheme: str) -> ObjectRef:
@@ -304,10 +308,18 @@ def _split_url(text: str) -> SplitResult:
 
 def _parse_azure_url(text: str, account: str, parts: SplitResult) -> ObjectRef:
     # The URL path is percent-encoded; az:// URIs carry the blob name as is.
-    path = unquote(parts.path.lstrip("/"))
+    # Other query parameters (SAS tokens among them) are dropped.
+    container, _, blob = unquote(parts.path.lstrip("/")).partition("/")
+    _check_az_container(text, container)
     versions = parse_qs(parts.query).get("versionId")
-    pinned = f"{path}?versionId={versions[0]}" if versions else path
-    return _az_ref(text, account, pinned)
+    version = versions[0] if versions else None
+    if version is not None:
+        _check_pinned_object(text, blob)
+        if any(char in version for char in "&?#"):
+            # It could not be written back as az://...?versionId=
+            raise InvalidReferenceError(f"{text!r}: {version!r} is not a versionId")
+    _check_key(text, blob)
+    return ObjectRef("az", container, blob, version, account=account)
 
 
 def _parse_fsspec(text: str, scheme: str, rest: str) -> ObjectRef:

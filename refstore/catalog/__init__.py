@@ -1,1 +1,70 @@
-"""The catalog: projects, artifacts, versions, aliases."""
+"""The catalog: projects, artifacts, versions, aliases.
+
+:func:`open_catalog` picks the implementation from the settings'
+``catalog_url`` (``REFSTORE_URL``): a path, ``sqlite:///...`` or
+``postgresql://...`` opens the SQL catalog; ``http(s)://...`` will name a
+refstore server.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+
+from refstore.blobs import BlobStore
+from refstore.catalog.base import (
+    ArtifactRecord,
+    Catalog,
+    NewVersion,
+    ProjectRecord,
+    VersionRecord,
+)
+from refstore.config import Settings
+from refstore.errors import CatalogError, ConfigError
+
+__all__ = [
+    "ArtifactRecord",
+    "Catalog",
+    "NewVersion",
+    "ProjectRecord",
+    "VersionRecord",
+    "open_catalog",
+]
+
+_SQL_SCHEMES = frozenset({"sqlite", "postgresql", "postgres"})
+
+
+def open_catalog(settings: Settings) -> Catalog:
+    """The catalog ``settings.catalog_url`` names, with the blob store beside it."""
+    url = settings.catalog_url
+    scheme = _scheme(url)
+    if scheme in ("http", "https"):
+        raise CatalogError(
+            f"the refstore service client is not available yet, so {_redacted(url)} "
+            "cannot be used as a catalog; set REFSTORE_URL to a path, "
+            "sqlite:////absolute/path/catalog.db or postgresql://user@host/database"
+        )
+    if scheme and scheme not in _SQL_SCHEMES:
+        raise ConfigError(
+            f"REFSTORE_URL={_redacted(url)} names no catalog refstore knows: use a "
+            "path, sqlite:////absolute/path/catalog.db, "
+            "postgresql://user@host/database or https://refstore-server"
+        )
+    # SQLAlchemy and Alembic load only when a SQL catalog is opened.
+    from refstore.catalog.sql import SqlCatalog
+
+    return SqlCatalog(url, BlobStore(settings.blob_dir))
+
+
+def _scheme(url: str) -> str:
+    """The scheme without its driver (``postgresql+psycopg`` is ``postgresql``)."""
+    if "://" not in url:
+        return ""
+    return url.split("://", 1)[0].split("+", 1)[0].lower()
+
+
+def _redacted(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))

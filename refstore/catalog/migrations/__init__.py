@@ -5,6 +5,9 @@ several processes may open a brand-new catalog at the same moment. Each
 upgrade therefore runs under a lock that spans reading the current revision
 and applying the missing ones: a file lock beside a SQLite database, an
 advisory lock on PostgreSQL. Whoever comes second finds the work done.
+
+Opening a catalog whose schema is current must stay cheap (every command
+line call does it), so Alembic is imported only when there is work for it.
 """
 
 from __future__ import annotations
@@ -14,38 +17,35 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-from sqlalchemy import text
+from sqlalchemy import Column, MetaData, String, Table, inspect, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from refstore.errors import CatalogError
 
-__all__ = ["VERSION_TABLE", "current_revision", "head_revision", "upgrade"]
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+__all__ = ["HEAD", "VERSION_TABLE", "current_revision", "head_revision", "upgrade"]
 
 log = logging.getLogger(__name__)
 
+# The newest revision in versions/; a test checks it against Alembic's view.
+HEAD = "0001"
 # Not Alembic's default name, so that a PostgreSQL database shared with
 # another Alembic-managed application keeps the two histories apart.
 VERSION_TABLE = "refstore_alembic_version"
 _HERE = Path(__file__).parent
 _PG_LOCK_KEY = int.from_bytes(b"refstore", "big")  # any bigint; this one reads well
-
-
-def _config(connection: Connection | None = None) -> Config:
-    config = Config()
-    # Config values go through ConfigParser interpolation, which eats '%'.
-    config.set_main_option("script_location", str(_HERE).replace("%", "%%"))
-    config.attributes["connection"] = connection
-    return config
+# Alembic's layout of its version table, stable across Alembic releases.
+_version_table = Table(VERSION_TABLE, MetaData(), Column("version_num", String(32)))
 
 
 def head_revision() -> str:
-    """The newest revision this version of refstore knows."""
+    """The newest revision according to Alembic's reading of versions/."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(_config()).get_current_head()
     if head is None:
         raise CatalogError(f"no migrations found in {_HERE}; reinstall refstore")
@@ -54,10 +54,9 @@ def head_revision() -> str:
 
 def current_revision(connection: Connection) -> str | None:
     """The revision the database is at, or None for an empty database."""
-    context = MigrationContext.configure(
-        connection, opts={"version_table": VERSION_TABLE}
-    )
-    return context.get_current_revision()
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    return connection.execute(select(_version_table.c.version_num)).scalar()
 
 
 def upgrade(engine: Engine, lock_path: Path | None = None) -> str:
@@ -66,32 +65,50 @@ def upgrade(engine: Engine, lock_path: Path | None = None) -> str:
     ``lock_path`` is the lock file for SQLite databases (None for PostgreSQL,
     which locks inside the database, or for in-memory SQLite).
     """
-    head = head_revision()
     with engine.connect() as connection:
         current = current_revision(connection)
-        ready = current == head and _journal_ready(connection)
-    _check_known(current, head)
+        ready = current == HEAD and _journal_ready(connection)
     if ready:
-        return head
+        return HEAD
+    _check_known(current)
     with _file_lock(lock_path), engine.connect() as connection:
         _use_wal(connection)
         connection.execution_options(refstore_write=True)
         with connection.begin():
             _lock_database(connection)
-            command.upgrade(_config(connection), "head")
-    log.info("catalog schema is at revision %s (was %s)", head, current)
-    return head
+            _run_alembic(connection)
+    log.info("catalog schema is at revision %s (was %s)", HEAD, current)
+    return HEAD
 
 
-def _check_known(current: str | None, head: str) -> None:
-    if current is None or current == head:
+def _config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
+    config = Config()
+    # Config values go through ConfigParser interpolation, which eats '%'.
+    config.set_main_option("script_location", str(_HERE).replace("%", "%%"))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _run_alembic(connection: Connection) -> None:
+    from alembic import command
+
+    command.upgrade(_config(connection), "head")
+
+
+def _check_known(current: str | None) -> None:
+    if current is None:
         return
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
     try:
         ScriptDirectory.from_config(_config()).get_revision(current)
     except CommandError as exc:
         raise CatalogError(
             f"the catalog's schema is at revision {current}, which this refstore "
-            f"does not know (its newest is {head}); a newer refstore upgraded it. "
+            f"does not know (its newest is {HEAD}); a newer refstore upgraded it. "
             "Upgrade refstore to use this catalog"
         ) from exc
 

@@ -9,8 +9,6 @@ reference ``versions.id`` and columns to ``versions``, so nothing here needs
 to change for them.
 """
 
-# ruff: noqa: N999 (Alembic names revision files by number)
-
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -112,7 +110,9 @@ def upgrade() -> None:
             nullable=False,
         ),
         _timestamp("updated_at"),
-        sa.UniqueConstraint("artifact_id", "alias", name="uq_aliases_artifact_id_alias"),
+        sa.UniqueConstraint(
+            "artifact_id", "alias", name="uq_aliases_artifact_id_alias"
+        ),
     )
     # A version record lists its aliases; without this that is a table scan.
     op.create_index("ix_aliases_version_id", "aliases", ["version_id"])
