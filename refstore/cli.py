@@ -159,6 +159,7 @@ def _parse_metadata(text: str | None) -> dict[str, Any]:
 def ls(path: str | None, as_json: bool) -> None:
     """List projects, the artifacts of PROJECT, or the versions of PROJECT/NAME."""
     api = Api()
+    rows: list[dict[str, Any]]
     if path is None:
         rows = [
             {"project": p.path, "created": p.created_at.isoformat()}

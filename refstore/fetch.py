@@ -27,7 +27,7 @@ from refstore.blobs import BlobStore
 from refstore.errors import FetchError, IntegrityError, RefstoreError, UnsafePathError
 from refstore.manifest import ManifestEntry, ObjectInfo, check_entry_path
 from refstore.providers.base import Provider
-from refstore.uri import parse_uri
+from refstore.uri import ObjectRef, parse_uri
 
 __all__ = ["FetchResult", "default_jobs", "fetch", "plan"]
 
@@ -39,7 +39,7 @@ ProgressCallback = Callable[[ManifestEntry, int], None]
 
 
 class ProviderSource(Protocol):
-    def for_ref(self, ref: object) -> Provider: ...
+    def for_ref(self, ref: ObjectRef) -> Provider: ...
 
 
 @dataclasses.dataclass(frozen=True)

@@ -74,7 +74,13 @@ class ObjectInfo:
 
     @property
     def etag_is_md5(self) -> bool:
-        """True when the ETag is a plain MD5 of the bytes (single-part)."""
+        """True when the ETag is a plain MD5 of the bytes (single-part).
+
+        A provider that knows better (SSE-KMS objects have MD5-shaped ETags
+        that are not MD5s) says so with ``extra["etagIsMd5"] = False``.
+        """
+        if self.extra.get("etagIsMd5") is False:
+            return False
         return self.etag is not None and _PLAIN_MD5.fullmatch(self.etag) is not None
 
 
@@ -104,6 +110,9 @@ class ManifestEntry:
 
     @property
     def etag_is_md5(self) -> bool:
+        """True when the recorded ETag is a plain MD5 of the bytes."""
+        if self.extra.get("etagIsMd5") is False:
+            return False
         etag = self.etag
         return etag is not None and _PLAIN_MD5.fullmatch(etag) is not None
 

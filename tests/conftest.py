@@ -117,12 +117,18 @@ def make_s3_env(
     from refstore.providers.s3 import S3Provider
 
     url = server.endpoint_url
-    if url not in clients:
-        clients[url] = emulators.setup_client(url)
     settings = Settings(
         home=home, stores={"s3": {"endpoint_url": url, "region": emulators.REGION}}
     )
-    return S3Env(server.name, url, clients[url], settings, S3Provider(settings))
+    client = setup_client_for(server, clients)
+    return S3Env(server.name, url, client, settings, S3Provider(settings))
+
+
+def setup_client_for(server: emulators.Emulator, clients: dict[str, Any]) -> Any:
+    """The session's setup client for ``server`` (one per emulator)."""
+    if server.endpoint_url not in clients:
+        clients[server.endpoint_url] = emulators.setup_client(server.endpoint_url)
+    return clients[server.endpoint_url]
 
 
 @pytest.fixture

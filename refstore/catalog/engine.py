@@ -78,9 +78,10 @@ def _make_folder(folder: Path) -> None:
 
 
 def _on_sqlite_connect(dbapi_connection: Any, record: Any) -> None:
-    # pysqlite would BEGIN on its own, late and DEFERRED, so that a reader
-    # turning writer could fail with "database is locked" without waiting.
-    # With its transaction handling off, _on_sqlite_begin emits the BEGIN.
+    # pysqlite's own BEGIN is DEFERRED and comes only before the first write:
+    # two writers could both read max(version), and the second would then fail
+    # at once with "database is locked" (its snapshot is stale, so waiting
+    # cannot help). With pysqlite's handling off, _on_sqlite_begin emits BEGIN.
     dbapi_connection.isolation_level = None
     dbapi_connection.execute("PRAGMA foreign_keys=ON").close()
 
@@ -108,6 +109,7 @@ def _postgres_engine(url: URL) -> Engine:
 
 @contextlib.contextmanager
 def translating(url: str) -> Iterator[None]:
+    """Turn the database driver's errors into CatalogError naming ``url``."""
     try:
         yield
     except DBAPIError as exc:
@@ -115,6 +117,7 @@ def translating(url: str) -> Iterator[None]:
 
 
 def catalog_error(url: str, exc: DBAPIError) -> CatalogError:
+    """The CatalogError for a driver error: what failed, where, what to do."""
     where = redacted(url)
     reason = (str(exc.orig).strip().splitlines() or ["unknown error"])[0]
     if not isinstance(exc, OperationalError):
@@ -138,6 +141,7 @@ def catalog_error(url: str, exc: DBAPIError) -> CatalogError:
 
 
 def redacted(url: str) -> str:
+    """``url`` fit for messages and logs: the password shown as ***."""
     if "://" not in url:
         return url
     try:

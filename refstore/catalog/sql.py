@@ -55,7 +55,7 @@ T = TypeVar("T")
 # concurrency (serialisation failure, deadlock, a lost insert race).
 _ATTEMPTS = 5
 _TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "23505"})
-_VERSION = re.compile(r"^v(0|[1-9][0-9]*)$")
+_VERSION = re.compile(r"v(0|[1-9][0-9]*)")
 _LISTED = 10  # names quoted in a NotFoundError before "..."
 
 
@@ -176,7 +176,7 @@ class SqlCatalog:
 
         def work(conn: Connection) -> VersionRecord:
             artifact = self._find_artifact(conn, project, name, lock=True)
-            row = self._find_version(conn, artifact, f"v{version}")
+            row = self._version_by_number(conn, artifact, version)
             if alias == LATEST:
                 self._check_latest(conn, artifact, row)
             _point_aliases(conn, artifact.id, row.id, [alias])
@@ -327,16 +327,25 @@ class SqlCatalog:
     def _find_version(
         self, conn: Connection, artifact: _Artifact, selector: str
     ) -> Row[Any]:
-        match = _VERSION.match(selector)
-        query = select(versions).where(versions.c.artifact_id == artifact.id)
+        """The version ``vN`` or the one an alias names."""
+        match = _VERSION.fullmatch(selector)
         if match is not None:
-            row = conn.execute(query.where(versions.c.version == int(match[1]))).first()
-            if row is None:
-                raise NotFoundError(_missing_version(conn, artifact, selector))
-            return row
+            return self._version_by_number(conn, artifact, int(match[1]))
         row = _alias_target(conn, artifact.id, selector)
         if row is None:
             raise NotFoundError(_missing_alias(conn, artifact, selector))
+        return row
+
+    def _version_by_number(
+        self, conn: Connection, artifact: _Artifact, number: int
+    ) -> Row[Any]:
+        row = conn.execute(
+            select(versions).where(
+                versions.c.artifact_id == artifact.id, versions.c.version == number
+            )
+        ).first()
+        if row is None:
+            raise NotFoundError(_missing_version(conn, artifact, f"v{number}"))
         return row
 
     def _check_latest(

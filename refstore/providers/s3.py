@@ -171,6 +171,7 @@ class S3Provider:
         self.requests = RequestCounter()
         self._clients: dict[_ClientKey, S3Client] = {}
         self._lock = threading.Lock()
+        self._buckets_seen: set[tuple[_ClientKey, str]] = set()
 
     def stat(self, ref: ObjectRef) -> ObjectInfo:
         params: dict[str, Any] = {
@@ -258,14 +259,18 @@ class S3Provider:
     ) -> None:
         # HEAD answers carry no error body: a 404 may mean a missing bucket and
         # a 403 rejected credentials. One GetBucketVersioning, on this failure
-        # path only, tells them apart; otherwise the HEAD error stands.
-        if _code(exc) not in ("403", "404"):
+        # path only and once per bucket that answers it, tells them apart;
+        # otherwise the HEAD error stands.
+        seen = (_client_key(self.settings.store_options(ref)), ref.bucket)
+        if _code(exc) not in ("403", "404") or seen in self._buckets_seen:
             return
         try:
             client.get_bucket_versioning(Bucket=ref.bucket)
         except ClientError as probe:
             if _code(probe) == "NoSuchBucket" or _code(probe) in _CREDENTIAL_CODES:
                 raise translate_error(probe, ref, self._endpoint(ref)) from probe
+            return
+        self._buckets_seen.add(seen)
 
     @contextlib.contextmanager
     def _translated(self, ref: ObjectRef) -> Iterator[None]:

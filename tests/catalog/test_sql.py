@@ -157,6 +157,8 @@ def test_set_alias_needs_an_existing_version(catalog: SqlCatalog) -> None:
 
     with pytest.raises(NotFoundError, match="no version v7; its versions are v0"):
         catalog.set_alias(PROJECT, NAME, "best", 7)
+    with pytest.raises(NotFoundError, match="no version v-1"):
+        catalog.set_alias(PROJECT, NAME, "best", -1)
 
 
 def test_latest_cannot_point_at_an_older_version(catalog: SqlCatalog) -> None:

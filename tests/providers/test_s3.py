@@ -191,6 +191,21 @@ def test_stat_missing_key(s3: S3Env) -> None:
     assert not isinstance(caught.value, VersionNotFoundError)
 
 
+def test_missing_keys_probe_their_bucket_once(s3: S3Env) -> None:
+    # A HEAD 404 has no error code; one GetBucketVersioning tells a missing
+    # key from a missing bucket, and is not repeated for the same bucket.
+    bucket = s3.make_bucket()
+
+    for key in ("one", "two"):
+        with pytest.raises(ObjectNotFoundError):
+            s3.provider.stat(s3_ref(bucket, key))
+
+    assert s3.provider.requests.snapshot() == {
+        "HeadObject": 2,
+        "GetBucketVersioning": 1,
+    }
+
+
 def test_stat_missing_bucket(s3: S3Env) -> None:
     with pytest.raises(BucketNotFoundError, match="does not exist"):
         s3.provider.stat(s3_ref("refstore-no-such-bucket", "x.txt"))
