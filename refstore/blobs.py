@@ -80,6 +80,12 @@ class BlobStore:
             with os.fdopen(fd, "wb") as stream:
                 blob = BlobWriter(stream)
                 yield blob
+                # Durable before it becomes visible: a crash must not leave a
+                # blob whose name promises bytes it does not hold.
+                stream.flush()
+                os.fsync(stream.fileno())
+            # mkstemp creates 0600; blobs are shared read-only content.
+            tmp.chmod(0o644)
             self._commit(tmp, blob._finish())
         finally:
             tmp.unlink(missing_ok=True)
@@ -132,8 +138,12 @@ class BlobStore:
         if not base.is_dir():
             return
         for folder in sorted(base.iterdir()):
+            if not folder.is_dir():
+                continue
             for blob in sorted(folder.iterdir()):
-                yield folder.name + blob.name
+                digest = folder.name + blob.name
+                if _SHA256.fullmatch(digest) and blob.is_file():
+                    yield digest
 
     def _commit(self, tmp: Path, digest: str) -> None:
         final = self.path(digest)

@@ -25,6 +25,7 @@ import hashlib
 import json
 import posixpath
 import re
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
 
@@ -45,6 +46,8 @@ __all__ = [
 MANIFEST_VERSION = 1
 STORAGE_FORMAT = "refstore-manifest"
 _PLAIN_MD5 = re.compile(r"[0-9a-f]{32}")
+# One encoder for every line: json.dumps with options builds a new one per call.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _WINDOWS_DRIVE = re.compile(r"[A-Za-z]:")
 _READ_CHUNK = 1 << 16
 
@@ -172,7 +175,7 @@ class ManifestEntry:
     def digest_line(self) -> bytes:
         """The bytes this entry contributes to the manifest digest."""
         fields = [self.path, self.ref, self.digest, self.size, self.version_id]
-        return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+        return _COMPACT.encode(fields).encode()
 
 
 def _checked_entry(
@@ -192,7 +195,22 @@ def _checked_entry(
         extra = {}
     if not isinstance(extra, Mapping):
         raise ManifestError(f"manifest entry {path!r} has invalid extra {extra!r}")
-    return ManifestEntry(path=path, digest=digest, ref=ref, size=size, extra=extra)
+    return ManifestEntry(
+        path=path,
+        digest=digest,
+        ref=ref,
+        size=size,
+        extra=_compact_extra(extra, digest),
+    )
+
+
+def _compact_extra(extra: Mapping[str, Any], digest: str) -> dict[str, Any]:
+    # Millions of entries repeat the same few keys, and a reference's ETag is
+    # also its digest: share those strings instead of keeping a copy per entry.
+    return {
+        sys.intern(key): digest if value == digest else value
+        for key, value in extra.items()
+    }
 
 
 def check_entry_path(path: str) -> str:
@@ -468,7 +486,7 @@ def _check_header(line: bytes) -> None:
 
 def _entry_line(entry: ManifestEntry) -> bytes:
     fields = [entry.path, entry.digest, entry.ref, entry.size, dict(entry.extra)]
-    line = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    line = _COMPACT.encode(fields)
     return line.encode() + b"\n"
 
 
