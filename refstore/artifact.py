@@ -16,11 +16,11 @@ import logging
 import os
 import posixpath
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, cast
 
-from refstore.capture import capture
+from refstore.capture import iter_capture
 from refstore.catalog.base import NewVersion, VersionRecord
 from refstore.context import Context
 from refstore.errors import ConflictError, IntegrityError, RefstoreError
@@ -71,13 +71,16 @@ class Artifact:
         name: str | None = None,
         checksum: bool = True,
         max_objects: int | None = None,
+        *,
+        progress: Callable[[int], None] | None = None,
     ) -> list[ManifestEntry]:
         """Record the object or folder at ``uri``, pinned to its current version.
 
         A folder (``s3://b/data/``, or ``s3://b/data`` when no such object
         exists) records every object under it, named by its key relative to
         the folder and placed under ``name`` when given. ``checksum=False``
-        records the URI alone without contacting the store.
+        records the URI alone without contacting the store. ``progress`` is
+        called with the number of objects captured so far, once per 1000.
         """
         self._require_draft()
         ref = parse_uri(uri)
@@ -87,11 +90,14 @@ class Artifact:
             )
             return self._add([entry])
         provider = self._ctx.providers.for_ref(ref)
-        captured = capture(ref, provider, max_objects=max_objects)
-        entries = [
-            ManifestEntry.from_info(self._reference_path(ref, name, rel), info)
-            for rel, info in captured
-        ]
+        entries = []
+        for rel, info in iter_capture(ref, provider, max_objects=max_objects):
+            entries.append(
+                ManifestEntry.from_info(self._reference_path(ref, name, rel), info)
+            )
+            if progress is not None and len(entries) % 1000 == 0:
+                progress(len(entries))
+        entries.sort(key=lambda entry: entry.path)
         return self._add(entries)
 
     def add_file(

@@ -127,7 +127,11 @@ def _add_item(
     artifact: Artifact, item: str, *, checksum: bool, max_objects: int | None
 ) -> None:
     if is_reference(item):
-        artifact.add_reference(item, checksum=checksum, max_objects=max_objects)
+        counter = _Counter(item)
+        artifact.add_reference(
+            item, checksum=checksum, max_objects=max_objects, progress=counter
+        )
+        counter.finish()
         return
     path = Path(item)
     if path.is_dir():
@@ -138,6 +142,25 @@ def _add_item(
         raise click.BadParameter(
             f"{item!r} is neither a reference URI nor an existing file or folder"
         )
+
+
+class _Counter:
+    """Shows how many objects a long capture has listed so far, on a terminal."""
+
+    def __init__(self, label: str) -> None:
+        self._label = label
+        self._shown = False
+
+    def __call__(self, count: int) -> None:
+        if sys.stderr.isatty():
+            click.echo(
+                f"\rcapturing {self._label}: {count} objects", nl=False, err=True
+            )
+            self._shown = True
+
+    def finish(self) -> None:
+        if self._shown:
+            click.echo(err=True)
 
 
 def _parse_metadata(text: str | None) -> dict[str, Any]:
