@@ -31,11 +31,17 @@ from refstore.errors import (
     VersionNotFoundError,
 )
 from refstore.manifest import Manifest, ManifestEntry, ObjectInfo
+from refstore.run import Run
+from refstore.runs import init
+from refstore.sweeps import agent, sweep
+from refstore.ttl import INHERIT
 from refstore.uri import ObjectRef, parse_uri
+from refstore.verify import VerifyReport, verify_manifest_file
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "INHERIT",
     "AccessDeniedError",
     "Api",
     "Artifact",
@@ -58,10 +64,16 @@ __all__ = [
     "ObjectNotFoundError",
     "ObjectRef",
     "RefstoreError",
+    "Run",
     "Settings",
     "StoreError",
     "UnsafePathError",
+    "VerifyReport",
     "VersionNotFoundError",
     "__version__",
+    "agent",
+    "init",
     "parse_uri",
+    "sweep",
+    "verify_manifest_file",
 ]

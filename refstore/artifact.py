@@ -5,7 +5,9 @@ a store (pinned to their version and ETag, nothing copied), ``add_file`` and
 ``add_dir`` hash local files that will be copied into the blob store. Saving
 logs the draft as the next version of the artifact in a project; an artifact
 loaded from the catalog has the same face, with ``version`` and ``aliases``
-set and its manifest read lazily.
+set and its manifest read lazily. Its description, metadata, tags, TTL and
+aliases stay editable: ``save()`` on a logged version stores those edits
+(never the manifest).
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ import posixpath
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from refstore.capture import iter_capture
-from refstore.catalog.base import NewVersion, VersionRecord
+from refstore.catalog.base import NewVersion, VersionEdit, VersionRecord
 from refstore.context import Context
 from refstore.errors import ConflictError, IntegrityError, RefstoreError
 from refstore.fetch import FetchResult, fetch
@@ -32,8 +34,21 @@ from refstore.manifest import (
     read_stored,
     write_stored,
 )
-from refstore.names import parse_project, validate_alias, validate_name
+from refstore.names import LATEST, parse_project, validate_alias, validate_name
+from refstore.ttl import INHERIT, TtlPolicy, check_ttl
 from refstore.uri import ObjectRef, parse_uri
+from refstore.verify import (
+    EntryStream,
+    ProgressCallback,
+    ResultCallback,
+    Shard,
+    VerifyReport,
+    stored_entries,
+    verify,
+)
+
+if TYPE_CHECKING:
+    from refstore.run import Run
 
 __all__ = ["Artifact"]
 
@@ -57,6 +72,9 @@ class Artifact:
         self.type = validate_name(type, "artifact type")
         self.description = description
         self.metadata: dict[str, Any] = dict(metadata or {})
+        self.tags: list[str] = []
+        self.aliases: list[str] = []
+        self._ttl: TtlPolicy = INHERIT
         self._context = context
         self._manifest: Manifest | None = Manifest()
         self._sources: dict[str, Path] = {}
@@ -138,11 +156,22 @@ class Artifact:
         """Log this draft as the next version in ``project`` (entity/project).
 
         Logging content identical to the artifact's ``latest`` version creates
-        no new version: this artifact becomes that version.
+        no new version: this artifact becomes that version. On a logged
+        version, save the edits of its description, metadata, tags, TTL and
+        aliases (``aliases`` are added to them).
         """
+        if self._record is not None:
+            return self._save_edits(aliases)
+        return self._log(project, aliases)
+
+    def _log(
+        self, project: str | None, aliases: Iterable[str], *, run: str | None = None
+    ) -> Artifact:
+        """Log the draft; ``run`` is the id of the run in ``project`` logging it."""
         self._require_draft()
         project_path = self._project_path(project)
-        alias_list = tuple(validate_alias(a) for a in aliases if a != "latest")
+        wanted = {*self.aliases, *aliases} - {LATEST}
+        alias_list = tuple(sorted(validate_alias(a) for a in wanted))
         manifest = self.manifest
         self._store_files()
         started = time.monotonic()
@@ -161,6 +190,9 @@ class Artifact:
             description=self.description,
             metadata=self.metadata,
             aliases=alias_list,
+            tags=tuple(self.tags),
+            ttl=self._ttl,
+            run=run,
         )
         record, created = self._ctx.catalog.log_version(new)
         self._become(record)
@@ -210,8 +242,18 @@ class Artifact:
         return None if self._record is None else self._record.version_name
 
     @property
-    def aliases(self) -> list[str]:
-        return [] if self._record is None else list(self._record.aliases)
+    def ttl(self) -> TtlPolicy:
+        """A timedelta after logging, None (keep forever) or INHERIT (the project's)."""
+        return self._ttl
+
+    @ttl.setter
+    def ttl(self, value: TtlPolicy) -> None:
+        self._ttl = check_ttl(value)
+
+    @property
+    def expires_at(self) -> datetime.datetime | None:
+        """When this version expires; None when it is kept forever or a draft."""
+        return None if self._record is None else self._record.expires_at
 
     @property
     def project(self) -> str | None:
@@ -274,6 +316,71 @@ class Artifact:
             progress=progress,
         )
 
+    def verify(
+        self,
+        *,
+        jobs: int | None = None,
+        shard: Shard | str | None = None,
+        keep_ok: bool = False,
+        hash_files: bool = False,
+        progress: ProgressCallback | None = None,
+        on_result: ResultCallback | None = None,
+    ) -> VerifyReport:
+        """Check every entry against its store, downloading nothing.
+
+        ``report.exit_code()`` is what ``refstore verify`` exits with; see
+        :func:`refstore.verify.verify` for the options. A draft's copied files
+        are ``unverifiable``: they reach the blob store when it is saved.
+        """
+        entries: Manifest | EntryStream
+        blobs = None
+        if self._record is None:
+            entries = self.manifest
+        else:
+            # Streamed from the blob store: a manifest of millions of entries
+            # is never loaded whole.
+            blobs = self._ctx.blobs
+            entries = stored_entries(blobs, self._record.manifest_blob)
+        return verify(
+            entries,
+            providers=self._ctx.providers,
+            blobs=blobs,
+            source=self.qualified_name,
+            jobs=jobs,
+            shard=shard,
+            keep_ok=keep_ok,
+            hash_files=hash_files,
+            progress=progress,
+            on_result=on_result,
+        )
+
+    # -- lineage and life cycle ----------------------------------------
+
+    def logged_by(self) -> Run | None:
+        """The run that logged this version, if a run did."""
+        from refstore.run import Run  # run.py imports this module
+
+        record = self._ctx.catalog.logged_by(*self._version_key())
+        return None if record is None else Run(record, self._ctx)
+
+    def used_by(self) -> list[Run]:
+        """The runs that used this version, in order of first use."""
+        from refstore.run import Run  # run.py imports this module
+
+        records = self._ctx.catalog.used_by(*self._version_key())
+        return [Run(record, self._ctx) for record in records]
+
+    def delete(self, delete_aliases: bool = False) -> None:
+        """Delete this version from the catalog.
+
+        Refused while aliases other than ``latest`` name it, unless
+        ``delete_aliases``. Copied files and the manifest stay in the blob
+        store until ``refstore gc``; referenced objects are never touched.
+        """
+        self._ctx.catalog.delete_version(
+            *self._version_key(), delete_aliases=delete_aliases
+        )
+
     def __repr__(self) -> str:
         return f"<Artifact {self.qualified_name} type={self.type}>"
 
@@ -291,6 +398,38 @@ class Artifact:
         self.type = record.type
         self.description = record.description
         self.metadata = dict(record.metadata)
+        self.tags = list(record.tags)
+        self.aliases = list(record.aliases)
+        self._ttl = record.ttl
+
+    def _bind(self, context: Context) -> None:
+        """Use ``context`` unless this artifact was given its own."""
+        if self._context is None:
+            self._context = context
+
+    def _version_key(self) -> tuple[str, str, int]:
+        """(project, name, number) of a logged version."""
+        if self._record is None:
+            raise ConflictError(
+                f"{self.name} is a draft; log it first (run.log_artifact or save)"
+            )
+        return self._record.project, self._record.name, self._record.version
+
+    def _save_edits(self, aliases: Iterable[str]) -> Artifact:
+        assert self._record is not None
+        # Only the aliases changed here: the others may have moved meanwhile.
+        loaded = set(self._record.aliases) - {LATEST}
+        wanted = {*self.aliases, *aliases} - {LATEST}
+        edit = VersionEdit(
+            description=self.description,
+            metadata=dict(self.metadata),
+            tags=tuple(self.tags),
+            ttl=self._ttl,
+            add_aliases=tuple(sorted(wanted - loaded)),
+            remove_aliases=tuple(sorted(loaded - wanted)),
+        )
+        self._become(self._ctx.catalog.update_version(*self._version_key(), edit))
+        return self
 
     def _require_draft(self) -> None:
         if self._record is not None:

@@ -148,6 +148,10 @@ class BlobStore:
     def _commit(self, tmp: Path, digest: str) -> None:
         final = self.path(digest)
         if final.is_file():
+            # A fresh mtime tells gc, which spares young blobs, that a version
+            # being logged needs these bytes again.
+            with contextlib.suppress(OSError):
+                os.utime(final)
             return
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp.replace(final)

@@ -13,6 +13,10 @@ is captured as:
   delete marker) are left out. Paths are keys relative to the folder; folder
   marker objects (keys ending in ``/``) are skipped, empty objects kept.
 
+A store that cannot list (plain HTTP) serves every reference as one object,
+whatever its path looks like: one stat, and a missing object is an
+ObjectNotFoundError rather than a listing attempt.
+
 Nothing is truncated: a folder with more objects than ``max_objects`` raises
 LimitExceededError naming the limit (a single object is never limited).
 """
@@ -27,7 +31,7 @@ from collections.abc import Iterator
 
 from refstore.errors import AccessDeniedError, LimitExceededError, ObjectNotFoundError
 from refstore.manifest import ObjectInfo
-from refstore.providers.base import Provider, Versioning
+from refstore.providers.base import Provider, Versioning, lists_prefixes
 from refstore.uri import ObjectRef
 
 __all__ = ["capture", "iter_capture"]
@@ -65,6 +69,9 @@ def iter_capture(
 def _captured(
     ref: ObjectRef, provider: Provider, max_objects: int | None
 ) -> Iterator[Captured]:
+    if not lists_prefixes(provider):
+        yield _single_object(ref, provider)
+        return
     if ref.is_prefix:
         yield from _folder(ref, provider, max_objects)
         return
@@ -82,6 +89,12 @@ def _captured(
             f"neither an object {ref} nor a folder {ref.as_prefix()} exists; "
             "check the key, or end it with / to name a folder"
         )
+
+
+def _single_object(ref: ObjectRef, provider: Provider) -> Captured:
+    info = provider.stat(ref)
+    _warn_if_unpinned(info)
+    return posixpath.basename(ref.key.rstrip("/")) or ref.bucket, info
 
 
 def _object_or_none(ref: ObjectRef, provider: Provider) -> ObjectInfo | None:
@@ -160,8 +173,9 @@ def _warn_about_versioning(prefix: ObjectRef, state: Versioning) -> None:
 def _warn_if_unpinned(info: ObjectInfo) -> None:
     if info.version_id is None:
         log.warning(
-            "%s has no object version (bucket versioning is off or suspended); "
-            "it is recorded by its ETag and may be overwritten",
+            "%s has no object version (the store keeps none, or bucket "
+            "versioning is off or suspended); it is recorded by its ETag and "
+            "may be overwritten",
             info.ref,
         )
 

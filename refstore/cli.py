@@ -12,48 +12,35 @@ something missing, no access, nothing reachable). Errors print as one line;
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import click
 
-from refstore import __version__
+from refstore import __version__, cli_catalog
 from refstore.api import Api
 from refstore.artifact import Artifact
-from refstore.errors import RefstoreError
+from refstore.cli_output import EXIT_CODES
+from refstore.cli_output import handle_errors as _handle_errors
+from refstore.cli_output import human_size as _human_size
+from refstore.cli_output import print_json as _print_json
+from refstore.cli_output import print_table as _print_table
 from refstore.manifest import ManifestEntry
+from refstore.report import JUnitWriter, render_json, render_text
 from refstore.uri import is_reference
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-EXIT_CODES = """\b
-Exit codes:
-  0  success
-  1  the data does not match its record (drift, checksum mismatch)
-  2  refstore could not do what was asked (bad input, not found, no access)
-"""
-
-
-def _handle_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn refstore and file-system errors into one line and their exit code."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except (RefstoreError, OSError) as exc:
-            if click.get_current_context().find_root().params.get("debug"):
-                raise
-            click.secho(f"error: {exc}", fg="red", err=True)
-            sys.exit(exc.exit_code if isinstance(exc, RefstoreError) else 2)
-
-    return wrapper
+from refstore.verify import (
+    ProgressCallback,
+    ResultCallback,
+    Shard,
+    VerifyReport,
+    parse_statuses,
+    verify_manifest_file,
+)
 
 
 @click.group(epilog=EXIT_CODES)
@@ -284,6 +271,126 @@ def fetch(path: str, output: Path | None, jobs: int | None, as_json: bool) -> No
     )
 
 
+VERIFY_EXIT_CODES = """\b
+Exit codes:
+  0  every entry checked; none has a --fail-on status
+  1  some entry has a --fail-on status (default: changed, version-gone,
+     missing): the data drifted from its record
+  2  verification could not run, or some entries could not be checked
+     (status error): credentials, network, access denied, bad input
+"""
+
+
+@main.command(epilog=VERIFY_EXIT_CODES)
+@click.argument("target")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a JUnit XML report to this file (one test case per entry).",
+)
+@click.option(
+    "--fail-on",
+    default="changed,version-gone,missing",
+    show_default=True,
+    help="Statuses that make the command exit 1, separated by commas.",
+)
+@click.option("--shard", help="Verify part I of N (e.g. 2/4), for parallel CI jobs.")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Concurrent requests [default: 8 per core, at most 64].",
+)
+@click.option("--all", "show_all", is_flag=True, help="List ok entries too.")
+@_handle_errors
+def verify(
+    target: str,
+    as_json: bool,
+    junit: Path | None,
+    fail_on: str,
+    shard: str | None,
+    jobs: int | None,
+    show_all: bool,
+) -> None:
+    """Check that the objects TARGET pins are still there and unchanged.
+
+    TARGET is PROJECT/NAME:ALIAS (or :vN), or a manifest file: refstore's
+    JSON or a W&B wandb_manifest.json. Nothing is downloaded: prefixes
+    dense with entries are checked with one listing, scattered entries one
+    by one. Each entry gets a status: ok, changed, version-gone, missing,
+    unverifiable, update-available (a newer version exists; information
+    only) or error. --shard I/N splits the entries so that N jobs together
+    check each exactly once.
+    """
+    statuses = parse_statuses(fail_on)
+    part = None if shard is None else Shard.parse(shard)
+    with contextlib.ExitStack() as stack:
+        writer = None
+        if junit is not None:
+            writer = stack.enter_context(JUnitWriter(junit, target, statuses))
+        bar = stack.enter_context(_ProgressBar("verifying"))
+        report = _verify_target(
+            target,
+            jobs=jobs,
+            shard=part,
+            keep_ok=show_all,
+            progress=bar.update,
+            on_result=None if writer is None else writer.add,
+        )
+        if writer is not None:
+            writer.finish(report)
+    if as_json:
+        click.echo(render_json(report))
+    else:
+        click.echo(render_text(report, show_all=show_all), nl=False)
+    sys.exit(report.exit_code(statuses))
+
+
+def _verify_target(
+    target: str,
+    *,
+    jobs: int | None,
+    shard: Shard | None,
+    keep_ok: bool,
+    progress: ProgressCallback,
+    on_result: ResultCallback | None,
+) -> VerifyReport:
+    options: dict[str, Any] = {
+        "jobs": jobs,
+        "shard": shard,
+        "keep_ok": keep_ok,
+        "progress": progress,
+        "on_result": on_result,
+    }
+    if Path(target).is_file():
+        return verify_manifest_file(target, **options)
+    return Api().artifact(target).verify(**options)
+
+
+class _ProgressBar(contextlib.AbstractContextManager["_ProgressBar"]):
+    """A progress bar on stderr, drawn once the total is known."""
+
+    def __init__(self, label: str) -> None:
+        self._label = label
+        self._bar: Any = None
+
+    def update(self, done: int, total: int) -> None:
+        if self._bar is None:
+            self._bar = click.progressbar(
+                length=total,
+                label=self._label,
+                file=sys.stderr,
+                update_min_steps=max(1, total // 200),
+            )
+            self._bar.__enter__()
+        self._bar.update(1)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+
+
 @main.command(epilog=EXIT_CODES)
 @click.option(
     "--home",
@@ -337,40 +444,9 @@ def _entry_row(entry: ManifestEntry) -> dict[str, Any]:
     }
 
 
-def _print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-
-
-def _print_table(rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        click.echo("(nothing)")
-        return
-    columns = list(rows[0])
-    cells = [[_cell(row[c]) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    for line in _table_lines(columns, cells, widths):
-        click.echo(line.rstrip())
-
-
-def _table_lines(
-    columns: list[str], cells: list[list[str]], widths: list[int]
-) -> Iterator[str]:
-    yield "  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))
-    for row in cells:
-        yield "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True))
-
-
-def _cell(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def _human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
+# lineage, alias, ttl and gc live in refstore.cli_catalog.
+for _command in cli_catalog.COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

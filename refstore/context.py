@@ -7,6 +7,7 @@ settings change. Tests and embedding applications pass their own.
 
 from __future__ import annotations
 
+import datetime
 import threading
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,7 @@ from refstore.config import Settings
 
 if TYPE_CHECKING:
     from refstore.blobs import BlobStore
-    from refstore.catalog.base import Catalog
+    from refstore.catalog.base import Catalog, Clock
     from refstore.providers import Providers
 
 __all__ = ["Context"]
@@ -26,8 +27,10 @@ _current: Context | None = None
 class Context:
     """Settings plus the adapters built from them, opened on first use."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
         self.settings = settings
+        # What "now" is for TTLs; tests pass a clock they control.
+        self.clock = clock
         self._providers: Providers | None = None
         self._catalog: Catalog | None = None
         self._lock = threading.Lock()
@@ -59,15 +62,22 @@ class Context:
 
         with self._lock:
             if self._catalog is None:
-                self._catalog = open_catalog(self.settings)
+                self._catalog = open_catalog(self.settings, self.clock)
             return self._catalog
 
     @property
     def blobs(self) -> BlobStore:
         return self.catalog.blobs
 
+    def now(self) -> datetime.datetime:
+        return self.clock() if self.clock is not None else _utc_now()
+
     def close(self) -> None:
         with self._lock:
             if self._catalog is not None:
                 self._catalog.close()
                 self._catalog = None
+
+
+def _utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)

@@ -7,18 +7,21 @@ from typing import Any
 
 from refstore.api import Api
 from refstore.artifact import Artifact
+from refstore.catalog.base import Clock
 from refstore.config import Settings
 from refstore.context import Context
+from refstore.providers.base import Provider
+from refstore.uri import ObjectRef
 
 
 class Workspace:
     """A refstore home wired to one S3 emulator, with a context and an API."""
 
-    def __init__(self, s3: Any, home: Path) -> None:
+    def __init__(self, s3: Any, home: Path, clock: Clock | None = None) -> None:
         self.s3 = s3
         self.settings = Settings(home=home, stores=s3.settings.stores)
-        self.context = Context(self.settings)
-        self.api = Api(self.settings)
+        self.context = Context(self.settings, clock)
+        self.api = Api(context=Context(self.settings, clock))
 
     def artifact(
         self, name: str = "data", type_: str = "dataset", **kwargs: Any
@@ -41,3 +44,18 @@ def files_under(root: Path) -> dict[str, bytes]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+class OneProvider:
+    """A provider source that always answers with the same provider."""
+
+    def __init__(self, provider: Any) -> None:
+        self.provider = provider
+
+    def for_ref(self, ref: ObjectRef) -> Provider:
+        provider: Provider = self.provider
+        return provider
+
+    @property
+    def requests(self) -> dict[str, int]:
+        return self.provider.requests.snapshot()  # type: ignore[no-any-return]

@@ -1,4 +1,4 @@
-"""The catalog: projects, artifacts, versions, aliases.
+"""The catalog: projects, artifacts, versions, aliases, runs, lineage and TTLs.
 
 :func:`open_catalog` picks the implementation from the settings'
 ``catalog_url`` (``REFSTORE_URL``): a path, ``sqlite:///...`` or
@@ -14,8 +14,13 @@ from refstore.blobs import BlobStore
 from refstore.catalog.base import (
     ArtifactRecord,
     Catalog,
+    Clock,
+    NewRun,
     NewVersion,
     ProjectRecord,
+    RunRecord,
+    SweepRecord,
+    VersionEdit,
     VersionRecord,
 )
 from refstore.config import Settings
@@ -24,8 +29,13 @@ from refstore.errors import CatalogError, ConfigError
 __all__ = [
     "ArtifactRecord",
     "Catalog",
+    "Clock",
+    "NewRun",
     "NewVersion",
     "ProjectRecord",
+    "RunRecord",
+    "SweepRecord",
+    "VersionEdit",
     "VersionRecord",
     "open_catalog",
 ]
@@ -33,8 +43,12 @@ __all__ = [
 _SQL_SCHEMES = frozenset({"sqlite", "postgresql", "postgres"})
 
 
-def open_catalog(settings: Settings) -> Catalog:
-    """The catalog ``settings.catalog_url`` names, with the blob store beside it."""
+def open_catalog(settings: Settings, clock: Clock | None = None) -> Catalog:
+    """The catalog ``settings.catalog_url`` names, with the blob store beside it.
+
+    ``clock`` (UTC-aware times) decides what has expired; the system clock
+    by default.
+    """
     url = settings.catalog_url
     scheme = _scheme(url)
     if scheme in ("http", "https"):
@@ -52,7 +66,7 @@ def open_catalog(settings: Settings) -> Catalog:
     # SQLAlchemy and Alembic load only when a SQL catalog is opened.
     from refstore.catalog.sql import SqlCatalog
 
-    return SqlCatalog(url, BlobStore(settings.blob_dir))
+    return SqlCatalog(url, BlobStore(settings.blob_dir), clock)
 
 
 def _scheme(url: str) -> str:

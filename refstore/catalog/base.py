@@ -1,4 +1,4 @@
-"""The catalog contract: projects, artifacts, versions and aliases.
+"""The catalog contract: projects, artifacts, versions, aliases, runs and lineage.
 
 One interface, two implementations: :mod:`refstore.catalog.sql` (SQLite or
 PostgreSQL through SQLAlchemy) and, later, an HTTP client of the refstore
@@ -6,18 +6,47 @@ service. Records are frozen value objects; catalogs never hand out live ORM
 rows. Every method that changes the catalog does so in one transaction:
 version numbers and alias moves are taken there, so concurrent writers never
 produce two ``v3``s or lose an alias move.
+
+Expired versions (their ``expires_at`` has passed by the catalog's clock)
+are invisible to every query at once; :meth:`Catalog.delete_expired` removes
+them for good. ``latest`` always names the newest version that has not
+expired.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, Protocol
 
 from refstore.blobs import BlobStore
+from refstore.ttl import INHERIT, TtlPolicy
 
-__all__ = ["ArtifactRecord", "Catalog", "NewVersion", "ProjectRecord", "VersionRecord"]
+__all__ = [
+    "RESUME_MODES",
+    "RUN_STATES",
+    "ArtifactRecord",
+    "Catalog",
+    "Clock",
+    "NewRun",
+    "NewVersion",
+    "ProjectRecord",
+    "Resume",
+    "RunRecord",
+    "RunState",
+    "SweepRecord",
+    "SweepState",
+    "VersionEdit",
+    "VersionRecord",
+]
+
+Clock = Callable[[], datetime.datetime]
+RunState = Literal["running", "finished", "failed"]
+RUN_STATES: tuple[RunState, ...] = ("running", "finished", "failed")
+SweepState = Literal["pending", "running", "finished"]
+Resume = Literal["allow", "must", "never"]
+RESUME_MODES: tuple[Resume, ...] = ("allow", "must", "never")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +54,7 @@ class ProjectRecord:
     entity: str
     name: str
     created_at: datetime.datetime
+    default_ttl: datetime.timedelta | None = None
 
     @property
     def path(self) -> str:
@@ -60,10 +90,18 @@ class VersionRecord:
     entry_count: int
     total_size: int
     created_at: datetime.datetime
+    tags: tuple[str, ...] = ()
+    ttl: TtlPolicy = None
+    expires_at: datetime.datetime | None = None
 
     @property
     def version_name(self) -> str:
         return f"v{self.version}"
+
+    @property
+    def collection(self) -> str:
+        """``entity/project/name``."""
+        return f"{self.project}/{self.name}"
 
     @property
     def path(self) -> str:
@@ -84,12 +122,83 @@ class NewVersion:
     description: str | None = None
     metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     aliases: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    ttl: TtlPolicy = INHERIT
+    run: str | None = None  # the id of the run in ``project`` that logs it
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionEdit:
+    """An edit of a logged version.
+
+    The description, metadata, tags and TTL replace the stored ones. Aliases
+    change by difference, so that an edit never undoes another writer's
+    alias move: ``add_aliases`` move here from wherever they are, and
+    ``remove_aliases`` go only if they still name this version.
+    """
+
+    description: str | None
+    metadata: Mapping[str, Any]
+    tags: tuple[str, ...]
+    ttl: TtlPolicy
+    add_aliases: tuple[str, ...] = ()
+    remove_aliases: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """One run: an execution that logs and uses artifact versions."""
+
+    project: str  # entity/project
+    id: str
+    name: str | None
+    job_type: str | None
+    state: RunState
+    config: Mapping[str, Any]
+    summary: Mapping[str, Any]
+    sweep: str | None  # the sweep's id in the same project
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+    heartbeat_at: datetime.datetime
+
+    @property
+    def path(self) -> str:
+        return f"{self.project}/{self.id}"
+
+
+@dataclasses.dataclass(frozen=True)
+class NewRun:
+    project: str  # entity/project
+    id: str
+    name: str | None = None
+    job_type: str | None = None
+    config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    sweep: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepRecord:
+    """A search over a parameter space; its runs are its trials."""
+
+    project: str  # entity/project
+    id: str
+    config: Mapping[str, Any]
+    state: SweepState
+    trial_count: int  # trials handed out so far
+    created_at: datetime.datetime
+    updated_at: datetime.datetime
+
+    @property
+    def path(self) -> str:
+        return f"{self.project}/{self.id}"
 
 
 class Catalog(Protocol):
-    """Where projects, artifacts, versions and aliases are recorded."""
+    """Where projects, artifacts, versions, aliases, runs and lineage live."""
 
     blobs: BlobStore
+
+    # -- versions -------------------------------------------------------
 
     def log_version(self, new: NewVersion) -> tuple[VersionRecord, bool]:
         """Record a version; return it and whether it was created.
@@ -98,9 +207,11 @@ class Catalog(Protocol):
         equals the digest of the artifact's ``latest`` version, nothing is
         created: the existing version is returned (with ``new.aliases``
         added to it) and the flag is False. Otherwise the next version number
-        is taken, ``latest`` moves to it, and so does every alias in
-        ``new.aliases``. An artifact keeps one type: logging another raises
-        ConflictError.
+        is taken (numbers are never reused, even after a delete), ``latest``
+        moves to it, and so does every alias in ``new.aliases``. An artifact
+        keeps one type: logging another raises ConflictError. ``new.run``
+        records that run as having logged the version, in the same
+        transaction.
         """
         ...
 
@@ -108,24 +219,148 @@ class Catalog(Protocol):
         """The version named by ``selector`` (``vN`` or an alias), or NotFoundError."""
         ...
 
+    def list_versions(self, project: str, name: str) -> list[VersionRecord]:
+        """Every version of one artifact, oldest first."""
+        ...
+
+    def update_version(
+        self, project: str, name: str, version: int, edit: VersionEdit
+    ) -> VersionRecord:
+        """Apply ``edit`` to a version (see :class:`VersionEdit`)."""
+        ...
+
+    def delete_version(
+        self, project: str, name: str, version: int, *, delete_aliases: bool = False
+    ) -> VersionRecord:
+        """Delete a version; ConflictError while aliases besides ``latest`` remain.
+
+        With ``delete_aliases`` those aliases go with it. ``latest`` moves to
+        the newest remaining version. Blobs stay until :func:`refstore.gc`.
+        """
+        ...
+
+    # -- projects and artifacts -----------------------------------------
+
     def list_projects(self) -> list[ProjectRecord]: ...
+
+    def get_project(self, project: str) -> ProjectRecord: ...
 
     def list_artifacts(self, project: str) -> list[ArtifactRecord]:
         """The artifact collections of a project, by name; NotFoundError if none."""
         ...
 
-    def list_versions(self, project: str, name: str) -> list[VersionRecord]:
-        """Every version of one artifact, oldest first."""
+    def list_artifact_types(self, project: str) -> list[str]:
+        """The types of a project's artifacts, sorted."""
         ...
+
+    # -- aliases --------------------------------------------------------
 
     def set_alias(
-        self, project: str, name: str, alias: str, version: int
+        self, project: str, name: str, alias: str, version: int, *, move: bool = True
     ) -> VersionRecord:
-        """Point ``alias`` at ``version`` (moving it if it pointed elsewhere)."""
+        """Point ``alias`` at ``version``.
+
+        An alias that names another version moves; with ``move=False`` that
+        is a ConflictError instead.
+        """
         ...
 
-    def remove_alias(self, project: str, name: str, alias: str) -> None:
-        """Remove ``alias``; ``latest`` cannot be removed (ConflictError)."""
+    def remove_alias(
+        self, project: str, name: str, alias: str, version: int | None = None
+    ) -> None:
+        """Remove ``alias`` (from ``version`` only, when given).
+
+        ``latest`` cannot be removed (ConflictError).
+        """
+        ...
+
+    # -- runs -----------------------------------------------------------
+
+    def start_run(self, new: NewRun, resume: Resume) -> tuple[RunRecord, bool]:
+        """Create or resume a run; return it and whether it was resumed.
+
+        ``allow`` resumes the run when it exists and creates it otherwise;
+        ``must`` resumes it or raises NotFoundError; ``never`` creates it or
+        raises ConflictError. A resumed run is running again; ``new.config``
+        is merged into its config.
+        """
+        ...
+
+    def get_run(self, project: str, run_id: str) -> RunRecord: ...
+
+    def update_run(
+        self,
+        project: str,
+        run_id: str,
+        *,
+        config: Mapping[str, Any] | None = None,
+        summary: Mapping[str, Any] | None = None,
+        state: RunState | None = None,
+    ) -> RunRecord:
+        """Replace what is given; every update is also a heartbeat."""
+        ...
+
+    def list_runs(
+        self,
+        project: str,
+        *,
+        state: RunState | None = None,
+        job_type: str | None = None,
+        sweep: str | None = None,
+    ) -> list[RunRecord]:
+        """The runs of a project that match every filter given, oldest first."""
+        ...
+
+    # -- lineage --------------------------------------------------------
+
+    def use_version(
+        self, project: str, run_id: str, artifact_project: str, name: str, selector: str
+    ) -> VersionRecord:
+        """Resolve ``selector`` and record that the run used that version."""
+        ...
+
+    def logged_by(self, project: str, name: str, version: int) -> RunRecord | None:
+        """The run that logged the version first, if a run did."""
+        ...
+
+    def used_by(self, project: str, name: str, version: int) -> list[RunRecord]: ...
+
+    def logged_versions(self, project: str, run_id: str) -> list[VersionRecord]: ...
+
+    def used_versions(self, project: str, run_id: str) -> list[VersionRecord]: ...
+
+    # -- sweeps ---------------------------------------------------------
+
+    def create_sweep(
+        self, project: str, sweep_id: str, config: Mapping[str, Any]
+    ) -> SweepRecord: ...
+
+    def get_sweep(self, project: str, sweep_id: str) -> SweepRecord: ...
+
+    def next_trial(self, project: str, sweep_id: str) -> tuple[SweepRecord, int]:
+        """Take the sweep's next trial number (0, 1, ...), once per caller."""
+        ...
+
+    def finish_sweep(self, project: str, sweep_id: str) -> SweepRecord: ...
+
+    # -- retention ------------------------------------------------------
+
+    def set_project_ttl(
+        self, project: str, ttl: datetime.timedelta | None
+    ) -> ProjectRecord:
+        """Set the default TTL of versions that inherit it; re-times those."""
+        ...
+
+    def expired_versions(self) -> list[VersionRecord]:
+        """Every version whose TTL has run out, oldest first."""
+        ...
+
+    def delete_expired(self) -> list[VersionRecord]:
+        """Delete every expired version; return what was deleted."""
+        ...
+
+    def live_manifest_blobs(self) -> set[str]:
+        """The manifest blobs of every version that has not expired."""
         ...
 
     def close(self) -> None: ...

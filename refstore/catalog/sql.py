@@ -1,49 +1,59 @@
 """The SQL catalog: SQLite by default, PostgreSQL for teams.
 
-Writers serialise on the artifact they change. On PostgreSQL a write
-transaction locks the artifact row (``SELECT ... FOR UPDATE``) before it reads
-the newest version number or moves an alias; on SQLite every write
-transaction starts with ``BEGIN IMMEDIATE``, which takes the database's single
-write lock up front, and other writers wait for it (the busy timeout). Either
-way the read of ``max(version)`` and the insert of the next one cannot
-interleave with another writer's, so there is never a second ``v3``.
+:class:`SqlCatalog` owns the engine and the transactions; the work inside
+each transaction lives in the ``sql_*`` modules beside it (versions and
+aliases, runs and sweeps, lineage, retention). Every method is one
+transaction. Writers serialise on what they change: on PostgreSQL the rows
+involved are locked (``SELECT ... FOR UPDATE``) before they are read for a
+decision; on SQLite every write transaction starts with ``BEGIN IMMEDIATE``,
+which takes the database's single write lock up front, and other writers
+wait for it (the busy timeout). Either way the read of the version counter
+and the insert of the next version cannot interleave with another writer's,
+so there is never a second ``v3``.
+
+The clock (``clock``, UTC-aware) decides what has expired and stamps every
+record; tests pass one they control.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
-import json
 import logging
 import random
-import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql import Executable
 
 from refstore.blobs import BlobStore
-from refstore.catalog import migrations
+from refstore.catalog import (
+    migrations,
+    sql_lineage,
+    sql_retention,
+    sql_runs,
+    sql_versions,
+)
 from refstore.catalog.base import (
+    RESUME_MODES,
+    RUN_STATES,
     ArtifactRecord,
+    Clock,
+    NewRun,
     NewVersion,
     ProjectRecord,
+    Resume,
+    RunRecord,
+    RunState,
+    SweepRecord,
+    VersionEdit,
     VersionRecord,
 )
 from refstore.catalog.engine import catalog_error, open_engine, redacted, translating
-from refstore.catalog.tables import aliases, artifacts, projects, versions
-from refstore.errors import (
-    CatalogError,
-    ConflictError,
-    InvalidReferenceError,
-    NotFoundError,
-)
-from refstore.names import LATEST, parse_project, validate_alias, validate_name
+from refstore.catalog.sql_rows import Tx, check_json, split_project
+from refstore.errors import CatalogError, ConflictError
+from refstore.names import LATEST, validate_alias, validate_name
+from refstore.ttl import INHERIT, check_ttl
 
 __all__ = ["SqlCatalog", "current_revision", "upgrade"]
 
@@ -55,22 +65,10 @@ T = TypeVar("T")
 # concurrency (serialisation failure, deadlock, a lost insert race).
 _ATTEMPTS = 5
 _TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "23505"})
-_VERSION = re.compile(r"v(0|[1-9][0-9]*)")
-_LISTED = 10  # names quoted in a NotFoundError before "..."
 
 
-@dataclasses.dataclass(frozen=True)
-class _Artifact:
-    """The artifact a transaction works on."""
-
-    id: int
-    project: str  # entity/project
-    name: str
-    type: str
-
-    @property
-    def path(self) -> str:
-        return f"{self.project}/{self.name}"
+def utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
 
 
 class SqlCatalog:
@@ -80,9 +78,10 @@ class SqlCatalog:
     ``postgresql://...`` (spoken with psycopg 3).
     """
 
-    def __init__(self, url: str, blobs: BlobStore) -> None:
+    def __init__(self, url: str, blobs: BlobStore, clock: Clock | None = None) -> None:
         self.url = url
         self.blobs = blobs
+        self._clock = clock or utc_now
         self._engine, lock_path = open_engine(url)
         try:
             with translating(url):
@@ -103,10 +102,12 @@ class SqlCatalog:
     def close(self) -> None:
         self._engine.dispose()
 
+    # -- versions -------------------------------------------------------
+
     def log_version(self, new: NewVersion) -> tuple[VersionRecord, bool]:
         _check_new_version(new)
         extra = _user_aliases(new.aliases)
-        record, created = self._write(lambda conn: self._log(conn, new, extra))
+        record, created = self._write(lambda tx: sql_versions.log(tx, new, extra))
         if created:
             log.info(
                 "logged %s (%d entries, %d bytes)",
@@ -119,108 +120,203 @@ class SqlCatalog:
         return record, created
 
     def get_version(self, project: str, name: str, selector: str) -> VersionRecord:
-        def work(conn: Connection) -> VersionRecord:
-            artifact = self._find_artifact(conn, project, name)
-            return self._record(
-                conn, artifact, self._find_version(conn, artifact, selector)
-            )
-
-        return self._read(work)
-
-    def list_projects(self) -> list[ProjectRecord]:
-        query = select(projects).order_by(projects.c.entity, projects.c.name)
-        rows = self._read(lambda conn: conn.execute(query).all())
-        return [ProjectRecord(row.entity, row.name, row.created_at) for row in rows]
-
-    def list_artifacts(self, project: str) -> list[ArtifactRecord]:
-        entity, project_name = _split_project(project)
-
-        def work(conn: Connection) -> Sequence[Row[Any]]:
-            project_id = self._project_id(conn, entity, project_name)
-            return conn.execute(_artifact_summaries(project_id)).all()
-
-        path = f"{entity}/{project_name}"
-        return [
-            ArtifactRecord(
-                project=path,
-                name=row.name,
-                type=row.type,
-                description=row.description,
-                created_at=row.created_at,
-                version_count=row.version_count,
-                latest_version=row.latest_version,
-            )
-            for row in self._read(work)
-        ]
+        return self._read(
+            lambda tx: sql_versions.get_version(tx, project, name, selector)
+        )
 
     def list_versions(self, project: str, name: str) -> list[VersionRecord]:
-        def work(conn: Connection) -> list[VersionRecord]:
-            artifact = self._find_artifact(conn, project, name)
-            query = (
-                select(versions)
-                .where(versions.c.artifact_id == artifact.id)
-                .order_by(versions.c.version)
-            )
-            names = _aliases_by_version(conn, artifact.id)
-            return [
-                _version_record(artifact, row, names.get(row.id, ()))
-                for row in conn.execute(query)
-            ]
+        return self._read(lambda tx: sql_versions.list_versions(tx, project, name))
 
-        return self._read(work)
+    def update_version(
+        self, project: str, name: str, version: int, edit: VersionEdit
+    ) -> VersionRecord:
+        edit = _checked_edit(edit, f"{project}/{name}:v{version}")
+        record = self._write(
+            lambda tx: sql_versions.update_version(tx, project, name, version, edit)
+        )
+        log.info("updated %s", record.path)
+        return record
+
+    def delete_version(
+        self, project: str, name: str, version: int, *, delete_aliases: bool = False
+    ) -> VersionRecord:
+        record = self._write(
+            lambda tx: sql_versions.delete_version(
+                tx, project, name, version, delete_aliases=delete_aliases
+            )
+        )
+        log.info("deleted %s", record.path)
+        return record
+
+    # -- projects and artifacts -----------------------------------------
+
+    def list_projects(self) -> list[ProjectRecord]:
+        return self._read(sql_versions.list_projects)
+
+    def get_project(self, project: str) -> ProjectRecord:
+        return self._read(lambda tx: sql_versions.get_project(tx, project))
+
+    def list_artifacts(self, project: str) -> list[ArtifactRecord]:
+        return self._read(lambda tx: sql_versions.list_artifacts(tx, project))
+
+    def list_artifact_types(self, project: str) -> list[str]:
+        return self._read(lambda tx: sql_versions.list_artifact_types(tx, project))
+
+    # -- aliases --------------------------------------------------------
 
     def set_alias(
-        self, project: str, name: str, alias: str, version: int
+        self, project: str, name: str, alias: str, version: int, *, move: bool = True
     ) -> VersionRecord:
         validate_alias(alias)
-
-        def work(conn: Connection) -> VersionRecord:
-            artifact = self._find_artifact(conn, project, name, lock=True)
-            row = self._version_by_number(conn, artifact, version)
-            if alias == LATEST:
-                self._check_latest(conn, artifact, row)
-            _point_aliases(conn, artifact.id, row.id, [alias])
-            return self._record(conn, artifact, row)
-
-        record = self._write(work)
+        record = self._write(
+            lambda tx: sql_versions.set_alias(
+                tx, project, name, alias, version, move=move
+            )
+        )
         log.info("alias %s of %s/%s now names %s", alias, project, name, record.path)
         return record
 
-    def remove_alias(self, project: str, name: str, alias: str) -> None:
+    def remove_alias(
+        self, project: str, name: str, alias: str, version: int | None = None
+    ) -> None:
         if alias == LATEST:
             raise ConflictError(
                 f"the alias {LATEST!r} of {project}/{name} cannot be removed: it "
                 "always names the newest version. Remove or move other aliases"
             )
-
-        def work(conn: Connection) -> None:
-            artifact = self._find_artifact(conn, project, name, lock=True)
-            removed = conn.execute(
-                delete(aliases).where(
-                    aliases.c.artifact_id == artifact.id, aliases.c.alias == alias
-                )
-            ).rowcount
-            if not removed:
-                raise NotFoundError(_missing_alias(conn, artifact, alias))
-
-        self._write(work)
+        self._write(
+            lambda tx: sql_versions.remove_alias(tx, project, name, alias, version)
+        )
         log.info("removed alias %s of %s/%s", alias, project, name)
 
-    # Transactions
+    # -- runs -----------------------------------------------------------
 
-    def _read(self, work: Callable[[Connection], T]) -> T:
+    def start_run(self, new: NewRun, resume: Resume) -> tuple[RunRecord, bool]:
+        _check_new_run(new, resume)
+        record, resumed = self._write(lambda tx: sql_runs.start_run(tx, new, resume))
+        log.info("%s run %s", "resumed" if resumed else "started", record.path)
+        return record, resumed
+
+    def get_run(self, project: str, run_id: str) -> RunRecord:
+        return self._read(lambda tx: sql_runs.get_run(tx, project, run_id))
+
+    def update_run(
+        self,
+        project: str,
+        run_id: str,
+        *,
+        config: Mapping[str, Any] | None = None,
+        summary: Mapping[str, Any] | None = None,
+        state: RunState | None = None,
+    ) -> RunRecord:
+        if state is not None:
+            _check_state(state)
+        return self._write(
+            lambda tx: sql_runs.update_run(
+                tx, project, run_id, config=config, summary=summary, state=state
+            )
+        )
+
+    def list_runs(
+        self,
+        project: str,
+        *,
+        state: RunState | None = None,
+        job_type: str | None = None,
+        sweep: str | None = None,
+    ) -> list[RunRecord]:
+        if state is not None:
+            _check_state(state)
+        return self._read(
+            lambda tx: sql_runs.list_runs(
+                tx, project, state=state, job_type=job_type, sweep=sweep
+            )
+        )
+
+    # -- lineage --------------------------------------------------------
+
+    def use_version(
+        self, project: str, run_id: str, artifact_project: str, name: str, selector: str
+    ) -> VersionRecord:
+        return self._write(
+            lambda tx: sql_lineage.use_version(
+                tx, project, run_id, artifact_project, name, selector
+            )
+        )
+
+    def logged_by(self, project: str, name: str, version: int) -> RunRecord | None:
+        return self._read(lambda tx: sql_lineage.logged_by(tx, project, name, version))
+
+    def used_by(self, project: str, name: str, version: int) -> list[RunRecord]:
+        return self._read(lambda tx: sql_lineage.used_by(tx, project, name, version))
+
+    def logged_versions(self, project: str, run_id: str) -> list[VersionRecord]:
+        return self._read(lambda tx: sql_lineage.logged_versions(tx, project, run_id))
+
+    def used_versions(self, project: str, run_id: str) -> list[VersionRecord]:
+        return self._read(lambda tx: sql_lineage.used_versions(tx, project, run_id))
+
+    # -- sweeps ---------------------------------------------------------
+
+    def create_sweep(
+        self, project: str, sweep_id: str, config: Mapping[str, Any]
+    ) -> SweepRecord:
+        split_project(project)
+        validate_name(sweep_id, "sweep id")
+        record = self._write(
+            lambda tx: sql_runs.create_sweep(tx, project, sweep_id, config)
+        )
+        log.info("created sweep %s", record.path)
+        return record
+
+    def get_sweep(self, project: str, sweep_id: str) -> SweepRecord:
+        return self._read(lambda tx: sql_runs.get_sweep(tx, project, sweep_id))
+
+    def next_trial(self, project: str, sweep_id: str) -> tuple[SweepRecord, int]:
+        return self._write(lambda tx: sql_runs.next_trial(tx, project, sweep_id))
+
+    def finish_sweep(self, project: str, sweep_id: str) -> SweepRecord:
+        return self._write(lambda tx: sql_runs.finish_sweep(tx, project, sweep_id))
+
+    # -- retention ------------------------------------------------------
+
+    def set_project_ttl(
+        self, project: str, ttl: datetime.timedelta | None
+    ) -> ProjectRecord:
+        default = _project_default(ttl)
+        record = self._write(
+            lambda tx: sql_retention.set_project_ttl(tx, project, default)
+        )
+        log.info("default TTL of %s is now %s", record.path, record.default_ttl)
+        return record
+
+    def expired_versions(self) -> list[VersionRecord]:
+        return self._read(sql_retention.expired_versions)
+
+    def delete_expired(self) -> list[VersionRecord]:
+        deleted = self._write(sql_retention.delete_expired)
+        log.info("deleted %d expired versions", len(deleted))
+        return deleted
+
+    def live_manifest_blobs(self) -> set[str]:
+        return self._read(sql_retention.live_manifest_blobs)
+
+    # -- transactions ---------------------------------------------------
+
+    def _read(self, work: Callable[[Tx], T]) -> T:
         return self._transaction(work, write=False)
 
-    def _write(self, work: Callable[[Connection], T]) -> T:
+    def _write(self, work: Callable[[Tx], T]) -> T:
         return self._transaction(work, write=True)
 
-    def _transaction(self, work: Callable[[Connection], T], *, write: bool) -> T:
+    def _transaction(self, work: Callable[[Tx], T], *, write: bool) -> T:
+        where = redacted(self.url)
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 with self._engine.connect() as conn:
                     conn.execution_options(refstore_write=write)
                     with conn.begin():
-                        return work(conn)
+                        return work(Tx(conn, self._now(), where))
             except DBAPIError as exc:
                 if not (write and attempt < _ATTEMPTS and _is_transient(exc)):
                     raise catalog_error(self.url, exc) from exc
@@ -229,146 +325,17 @@ class SqlCatalog:
                 time.sleep(random.uniform(0.005, 0.05) * attempt)  # noqa: S311
         raise AssertionError("the loop above returns or raises")
 
-    # Steps of log_version
-
-    def _log(
-        self, conn: Connection, new: NewVersion, extra: Sequence[str]
-    ) -> tuple[VersionRecord, bool]:
-        artifact = self._lock_or_create_artifact(conn, new)
-        latest = _alias_target(conn, artifact.id, LATEST)
-        if latest is not None and latest.digest == new.digest:
-            _point_aliases(conn, artifact.id, latest.id, extra)
-            return self._record(conn, artifact, latest), False
-        row = _insert_version(conn, artifact.id, new)
-        _point_aliases(conn, artifact.id, row.id, [LATEST, *extra])
-        return _version_record(artifact, row, {LATEST, *extra}), True
-
-    def _lock_or_create_artifact(self, conn: Connection, new: NewVersion) -> _Artifact:
-        entity, project_name = _split_project(new.project)
-        project_id = self._project_id(conn, entity, project_name, create=True)
-        query = (
-            select(artifacts.c.id, artifacts.c.type)
-            .where(artifacts.c.project_id == project_id, artifacts.c.name == new.name)
-            .with_for_update()
-        )
-        row = conn.execute(query).first()
-        if row is None:
-            values = {
-                "project_id": project_id,
-                "name": new.name,
-                "type": new.type,
-                "description": new.description,
-                "created_at": _now(),
-            }
-            conn.execute(
-                _insert_missing(conn, artifacts, ["project_id", "name"], values)
+    def _now(self) -> datetime.datetime:
+        now = self._clock()
+        if now.tzinfo is None:
+            raise CatalogError(
+                f"the catalog clock returned {now}, a naive time; it must return "
+                "timezone-aware UTC times"
             )
-            row = conn.execute(query).one()
-        artifact = _Artifact(row.id, f"{entity}/{project_name}", new.name, row.type)
-        if artifact.type != new.type:
-            raise ConflictError(
-                f"{artifact.path} is an artifact of type {artifact.type!r}; it cannot "
-                f"take a version of type {new.type!r}. Log it under another name, "
-                f"or as type {artifact.type!r}"
-            )
-        return artifact
-
-    # Lookups
-
-    def _project_id(
-        self, conn: Connection, entity: str, name: str, *, create: bool = False
-    ) -> int:
-        query = select(projects.c.id).where(
-            projects.c.entity == entity, projects.c.name == name
-        )
-        found = conn.execute(query).scalar()
-        if found is None and create:
-            values = {"entity": entity, "name": name, "created_at": _now()}
-            conn.execute(_insert_missing(conn, projects, ["entity", "name"], values))
-            found = conn.execute(query).scalar()
-        if found is None:
-            raise NotFoundError(
-                f"no project {entity}/{name} in the catalog {redacted(self.url)}; "
-                "projects appear when their first artifact is logged"
-            )
-        return int(found)
-
-    def _find_artifact(
-        self, conn: Connection, project: str, name: str, *, lock: bool = False
-    ) -> _Artifact:
-        entity, project_name = _split_project(project)
-        query = (
-            select(artifacts.c.id, artifacts.c.type)
-            .join(projects, projects.c.id == artifacts.c.project_id)
-            .where(
-                projects.c.entity == entity,
-                projects.c.name == project_name,
-                artifacts.c.name == name,
-            )
-        )
-        if lock:
-            query = query.with_for_update(of=artifacts)
-        row = conn.execute(query).first()
-        path = f"{entity}/{project_name}"
-        if row is not None:
-            return _Artifact(row.id, path, name, row.type)
-        project_id = self._project_id(conn, entity, project_name)
-        names = conn.execute(
-            select(artifacts.c.name)
-            .where(artifacts.c.project_id == project_id)
-            .order_by(artifacts.c.name)
-            .limit(_LISTED + 1)
-        ).scalars()
-        raise NotFoundError(
-            f"no artifact {name!r} in project {path}; "
-            + _listing("its artifacts are", list(names), "it has no artifacts")
-        )
-
-    def _find_version(
-        self, conn: Connection, artifact: _Artifact, selector: str
-    ) -> Row[Any]:
-        """The version ``vN`` or the one an alias names."""
-        match = _VERSION.fullmatch(selector)
-        if match is not None:
-            return self._version_by_number(conn, artifact, int(match[1]))
-        row = _alias_target(conn, artifact.id, selector)
-        if row is None:
-            raise NotFoundError(_missing_alias(conn, artifact, selector))
-        return row
-
-    def _version_by_number(
-        self, conn: Connection, artifact: _Artifact, number: int
-    ) -> Row[Any]:
-        row = conn.execute(
-            select(versions).where(
-                versions.c.artifact_id == artifact.id, versions.c.version == number
-            )
-        ).first()
-        if row is None:
-            raise NotFoundError(_missing_version(conn, artifact, f"v{number}"))
-        return row
-
-    def _check_latest(
-        self, conn: Connection, artifact: _Artifact, row: Row[Any]
-    ) -> None:
-        latest = _alias_target(conn, artifact.id, LATEST)
-        if latest is not None and latest.id != row.id:
-            raise ConflictError(
-                f"{LATEST!r} always names the newest version of {artifact.path} "
-                f"(v{latest.version}) and cannot be moved to v{row.version}; "
-                "use another alias"
-            )
-
-    def _record(
-        self, conn: Connection, artifact: _Artifact, row: Row[Any]
-    ) -> VersionRecord:
-        names = conn.execute(
-            select(aliases.c.alias).where(aliases.c.version_id == row.id)
-        ).scalars()
-        return _version_record(artifact, row, names)
+        return now
 
 
-# Module functions: schema management and the pieces of queries.
+# Module functions: schema management and input checks.
 
 
 def upgrade(url: str) -> str:
@@ -397,183 +364,60 @@ def _is_transient(exc: DBAPIError) -> bool:
     return getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_CONSTRAINT_UNIQUE"
 
 
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
-def _split_project(project: str) -> tuple[str, str]:
-    if project.strip("/").count("/") != 1:
-        raise InvalidReferenceError(
-            f"{project!r} is not a project: the catalog needs entity/project, "
-            "e.g. acme/vision"
-        )
-    return parse_project(project)
-
-
 def _check_new_version(new: NewVersion) -> None:
-    _split_project(new.project)
+    split_project(new.project)
     validate_name(new.name, "artifact name")
     validate_name(new.type, "artifact type")
-    try:
-        json.dumps(dict(new.metadata), allow_nan=False)
-    except (TypeError, ValueError) as exc:
+    for tag in new.tags:
+        validate_name(tag, "tag")
+    if new.run is not None:
+        validate_name(new.run, "run id")
+    check_ttl(new.ttl)
+    check_json(new.metadata, f"metadata of {new.project}/{new.name}")
+
+
+def _project_default(ttl: object) -> datetime.timedelta | None:
+    checked = check_ttl(ttl)
+    if checked is INHERIT:
         raise CatalogError(
-            f"the metadata of {new.project}/{new.name} cannot be stored: {exc}; "
-            "use strings, finite numbers, booleans, None, lists and dicts"
-        ) from exc
+            "a project's default TTL cannot be INHERIT: give a timedelta, or "
+            "None to keep versions forever"
+        )
+    return checked
+
+
+def _checked_edit(edit: VersionEdit, path: str) -> VersionEdit:
+    for tag in edit.tags:
+        validate_name(tag, "tag")
+    for alias in (*edit.add_aliases, *edit.remove_aliases):
+        validate_alias(alias)
+    check_ttl(edit.ttl)
+    check_json(edit.metadata, f"metadata of {path}")
+    return edit
+
+
+def _check_new_run(new: NewRun, resume: str) -> None:
+    split_project(new.project)
+    validate_name(new.id, "run id")
+    if new.job_type is not None:
+        validate_name(new.job_type, "job type")
+    if new.sweep is not None:
+        validate_name(new.sweep, "sweep id")
+    if resume not in RESUME_MODES:
+        raise CatalogError(
+            f"resume={resume!r} is not a resume mode: use one of "
+            + ", ".join(repr(mode) for mode in RESUME_MODES)
+        )
+    check_json(new.config, f"config of run {new.id}")
+
+
+def _check_state(state: str) -> None:
+    if state not in RUN_STATES:
+        raise CatalogError(
+            f"{state!r} is not a run state: use one of {', '.join(RUN_STATES)}"
+        )
 
 
 def _user_aliases(names: Iterable[str]) -> list[str]:
     """The aliases to move besides ``latest``, validated, each once."""
     return sorted({validate_alias(name) for name in names} - {LATEST})
-
-
-def _insert_missing(
-    conn: Connection, table: Table, keys: list[str], values: Mapping[str, Any]
-) -> Executable:
-    """INSERT that does nothing when another transaction inserted the row first."""
-    if conn.dialect.name == "postgresql":
-        return (
-            postgresql.insert(table)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=keys)
-        )
-    return (
-        sqlite.insert(table).values(values).on_conflict_do_nothing(index_elements=keys)
-    )
-
-
-def _insert_version(conn: Connection, artifact_id: int, new: NewVersion) -> Row[Any]:
-    number = conn.execute(
-        select(func.coalesce(func.max(versions.c.version) + 1, 0)).where(
-            versions.c.artifact_id == artifact_id
-        )
-    ).scalar_one()
-    values = {
-        "artifact_id": artifact_id,
-        "version": number,
-        "digest": new.digest,
-        "manifest_blob": new.manifest_blob,
-        "entry_count": new.entry_count,
-        "total_size": new.total_size,
-        "description": new.description,
-        "metadata": dict(new.metadata),
-        "created_at": _now(),
-    }
-    conn.execute(insert(versions).values(values))
-    return conn.execute(
-        select(versions).where(
-            versions.c.artifact_id == artifact_id, versions.c.version == number
-        )
-    ).one()
-
-
-def _point_aliases(
-    conn: Connection, artifact_id: int, version_id: int, names: Iterable[str]
-) -> None:
-    """Point each alias at ``version_id``, moving it from wherever it was."""
-    now = _now()
-    for name in names:
-        moved = conn.execute(
-            update(aliases)
-            .where(aliases.c.artifact_id == artifact_id, aliases.c.alias == name)
-            .values(version_id=version_id, updated_at=now)
-        ).rowcount
-        if not moved:
-            conn.execute(
-                insert(aliases).values(
-                    artifact_id=artifact_id,
-                    alias=name,
-                    version_id=version_id,
-                    updated_at=now,
-                )
-            )
-
-
-def _alias_target(conn: Connection, artifact_id: int, alias: str) -> Row[Any] | None:
-    return conn.execute(
-        select(versions)
-        .join(aliases, aliases.c.version_id == versions.c.id)
-        .where(aliases.c.artifact_id == artifact_id, aliases.c.alias == alias)
-    ).first()
-
-
-def _aliases_by_version(conn: Connection, artifact_id: int) -> dict[int, list[str]]:
-    found: dict[int, list[str]] = {}
-    query = select(aliases.c.version_id, aliases.c.alias).where(
-        aliases.c.artifact_id == artifact_id
-    )
-    for version_id, alias in conn.execute(query):
-        found.setdefault(version_id, []).append(alias)
-    return found
-
-
-def _artifact_summaries(project_id: int) -> Executable:
-    return (
-        select(
-            artifacts.c.name,
-            artifacts.c.type,
-            artifacts.c.description,
-            artifacts.c.created_at,
-            func.count(versions.c.id).label("version_count"),
-            func.max(versions.c.version).label("latest_version"),
-        )
-        .outerjoin(versions, versions.c.artifact_id == artifacts.c.id)
-        .where(artifacts.c.project_id == project_id)
-        .group_by(artifacts.c.id)
-        .order_by(artifacts.c.name)
-    )
-
-
-def _version_record(
-    artifact: _Artifact, row: Row[Any], alias_names: Iterable[str]
-) -> VersionRecord:
-    return VersionRecord(
-        project=artifact.project,
-        name=artifact.name,
-        type=artifact.type,
-        version=row.version,
-        # Sorted here, not in SQL: collations differ between databases.
-        aliases=tuple(sorted(alias_names)),
-        description=row.description,
-        metadata=row.metadata,
-        digest=row.digest,
-        manifest_blob=row.manifest_blob,
-        entry_count=row.entry_count,
-        total_size=row.total_size,
-        created_at=row.created_at,
-    )
-
-
-def _missing_version(conn: Connection, artifact: _Artifact, selector: str) -> str:
-    low, high, count = conn.execute(
-        select(
-            func.min(versions.c.version),
-            func.max(versions.c.version),
-            func.count(),
-        ).where(versions.c.artifact_id == artifact.id)
-    ).one()
-    if not count:
-        return f"{artifact.path} has no version {selector}; it has no versions yet"
-    span = f"v{low}" if low == high else f"v{low}..v{high}"
-    gaps = "" if high - low + 1 == count else f" ({count} of them)"
-    return f"{artifact.path} has no version {selector}; its versions are {span}{gaps}"
-
-
-def _missing_alias(conn: Connection, artifact: _Artifact, alias: str) -> str:
-    names = conn.execute(
-        select(aliases.c.alias)
-        .where(aliases.c.artifact_id == artifact.id)
-        .order_by(aliases.c.alias)
-        .limit(_LISTED + 1)
-    ).scalars()
-    return f"{artifact.path} has no alias {alias!r}; " + _listing(
-        "its aliases are", list(names), "it has no aliases"
-    )
-
-
-def _listing(lead: str, names: Sequence[str], empty: str) -> str:
-    if not names:
-        return empty
-    shown = ", ".join(names[:_LISTED])
-    return f"{lead} {shown}" + (", ..." if len(names) > _LISTED else "")

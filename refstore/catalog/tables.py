@@ -13,6 +13,7 @@ import datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -27,9 +28,21 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["UtcDateTime", "aliases", "artifacts", "metadata", "projects", "versions"]
+__all__ = [
+    "UtcDateTime",
+    "aliases",
+    "artifacts",
+    "lineage_edges",
+    "metadata",
+    "projects",
+    "runs",
+    "sweeps",
+    "version_tags",
+    "versions",
+]
 
 
 class UtcDateTime(TypeDecorator[datetime.datetime]):
@@ -57,8 +70,26 @@ class UtcDateTime(TypeDecorator[datetime.datetime]):
         return value.astimezone(datetime.UTC)
 
 
-def _timestamp(name: str) -> Column[datetime.datetime]:
-    return Column(name, UtcDateTime(timezone=True), nullable=False)
+def _timestamp(name: str, *, nullable: bool = False) -> Column[datetime.datetime]:
+    return Column(name, UtcDateTime(timezone=True), nullable=nullable)
+
+
+def _json(name: str) -> Column[object]:
+    return Column(
+        name, JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
+    )
+
+
+def _parent(table: str, child: str, *, ondelete: str = "CASCADE") -> Column[int]:
+    """``<table>_id``, a foreign key to ``<table>s.id``, named like 0001's."""
+    column = f"{table}_id"
+    nullable = ondelete == "SET NULL"
+    return Column(
+        column,
+        Integer,
+        ForeignKey(f"{table}s.id", name=f"fk_{child}_{column}", ondelete=ondelete),
+        nullable=nullable,
+    )
 
 
 metadata = MetaData()
@@ -71,6 +102,7 @@ projects = Table(
     Column("name", String(128), nullable=False),
     Column("visibility", String(16), nullable=False, server_default="private"),
     _timestamp("created_at"),
+    Column("default_ttl_seconds", BigInteger, nullable=True),
     UniqueConstraint("entity", "name", name="uq_projects_entity_name"),
     CheckConstraint(
         "visibility IN ('private', 'public', 'open')", name="ck_projects_visibility"
@@ -91,6 +123,7 @@ artifacts = Table(
     Column("type", String(128), nullable=False),
     Column("description", Text, nullable=True),
     _timestamp("created_at"),
+    Column("next_version", Integer, nullable=False, server_default="0"),
     UniqueConstraint("project_id", "name", name="uq_artifacts_project_id_name"),
 )
 
@@ -116,8 +149,12 @@ versions = Table(
         nullable=False,
     ),
     _timestamp("created_at"),
+    Column("ttl_seconds", BigInteger, nullable=True),
+    Column("ttl_inherits", Boolean, nullable=False, server_default=false()),
+    _timestamp("expires_at", nullable=True),
     UniqueConstraint("artifact_id", "version", name="uq_versions_artifact_id_version"),
     Index("ix_versions_artifact_id_digest", "artifact_id", "digest"),
+    Index("ix_versions_expires_at", "expires_at"),
 )
 
 aliases = Table(
@@ -140,4 +177,67 @@ aliases = Table(
     _timestamp("updated_at"),
     UniqueConstraint("artifact_id", "alias", name="uq_aliases_artifact_id_alias"),
     Index("ix_aliases_version_id", "version_id"),
+)
+
+version_tags = Table(
+    "version_tags",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _parent("version", "version_tags"),
+    Column("tag", String(128), nullable=False),
+    UniqueConstraint("version_id", "tag", name="uq_version_tags_version_id_tag"),
+)
+
+sweeps = Table(
+    "sweeps",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _parent("project", "sweeps"),
+    # The id users see and type; "id" is the row's own key, as elsewhere.
+    Column("key", String(128), nullable=False),
+    _json("config"),
+    Column("state", String(16), nullable=False),
+    Column("trial_count", Integer, nullable=False, server_default="0"),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    UniqueConstraint("project_id", "key", name="uq_sweeps_project_id_key"),
+    CheckConstraint(
+        "state IN ('pending', 'running', 'finished')", name="ck_sweeps_state"
+    ),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _parent("project", "runs"),
+    Column("key", String(128), nullable=False),
+    Column("name", String(128), nullable=True),
+    Column("job_type", String(128), nullable=True),
+    Column("state", String(16), nullable=False),
+    _json("config"),
+    _json("summary"),
+    _parent("sweep", "runs", ondelete="SET NULL"),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+    _timestamp("heartbeat_at"),
+    UniqueConstraint("project_id", "key", name="uq_runs_project_id_key"),
+    CheckConstraint("state IN ('running', 'finished', 'failed')", name="ck_runs_state"),
+    Index("ix_runs_sweep_id", "sweep_id"),
+)
+
+lineage_edges = Table(
+    "lineage_edges",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _parent("run", "lineage_edges"),
+    _parent("version", "lineage_edges"),
+    # "logged": the run produced the version; "used": the run consumed it.
+    Column("kind", String(8), nullable=False),
+    _timestamp("created_at"),
+    UniqueConstraint(
+        "run_id", "version_id", "kind", name="uq_lineage_edges_run_id_version_id_kind"
+    ),
+    CheckConstraint("kind IN ('logged', 'used')", name="ck_lineage_edges_kind"),
+    Index("ix_lineage_edges_version_id_kind", "version_id", "kind"),
 )

@@ -7,6 +7,8 @@ with its scheme shows up, so ``refstore[s3]`` is needed only for ``s3://``.
 A provider joins by one line in ``_REGISTRY``: the module and class to load,
 the extra that installs its SDK, and the SDK's top-level modules (to tell a
 missing SDK from a bug). Every provider class takes the :class:`Settings`.
+A scheme without a registration that fsspec knows (ftp, sftp, hdfs, ...) is
+served by the fsspec provider, unless a dedicated provider owns it.
 """
 
 from __future__ import annotations
@@ -39,9 +41,32 @@ class _Registration:
     sdk: tuple[str, ...]
 
 
+_HTTP = _Registration(
+    "refstore.providers.http", "HttpProvider", "http", ("aiohttp", "yarl", "multidict")
+)
+_FSSPEC = _Registration(
+    "refstore.providers.fsspec", "FsspecProvider", "fsspec", ("fsspec",)
+)
+# Schemes that only their dedicated provider serves: through fsspec they would
+# lose version pins, so they never fall back to it.
+_NEVER_FSSPEC = frozenset({"s3", "gs", "az", "http", "https"})
+
 _REGISTRY: dict[str, _Registration] = {
+    "http": _HTTP,
+    "https": _HTTP,
+    "file": _FSSPEC,
+    "memory": _FSSPEC,
     "s3": _Registration(
         "refstore.providers.s3", "S3Provider", "s3", ("boto3", "botocore")
+    ),
+    "az": _Registration(
+        "refstore.providers.azure",
+        "AzureProvider",
+        "azure",
+        ("azure", "requests", "urllib3"),
+    ),
+    "gs": _Registration(
+        "refstore.providers.gcs", "GcsProvider", "gcs", ("google", "requests")
     ),
 }
 
@@ -93,12 +118,27 @@ class Providers:
 
 def _registration(scheme: str) -> _Registration:
     registration = _REGISTRY.get(scheme.lower())
+    if registration is None and _fsspec_serves(scheme.lower()):
+        registration = _FSSPEC
     if registration is None:
         raise InvalidReferenceError(
             f"refstore has no provider for {scheme}:// references; supported "
-            f"schemes: {', '.join(supported_schemes())}"
+            f"schemes: {', '.join(supported_schemes())}, and any protocol "
+            "fsspec knows (with refstore[fsspec] installed)"
         )
     return registration
+
+
+def _fsspec_serves(scheme: str) -> bool:
+    """Whether fsspec, if installed, knows ``scheme`` and nothing else serves it."""
+    if scheme in _NEVER_FSSPEC:
+        return False
+    try:
+        registry = importlib.import_module("fsspec.registry")
+    except ImportError:
+        return False
+    # Built-in protocols, then those registered at run time.
+    return scheme in registry.available_protocols() or scheme in registry.registry
 
 
 def _provider_class(

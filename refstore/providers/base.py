@@ -7,11 +7,26 @@ and transfers are shared code built on these primitives.
 
 Every provider counts the requests it sends, by operation name, in
 ``requests``; benchmarks and tests read those counts.
+
+A store that cannot list a prefix (plain HTTP) says so with the class
+attribute ``lists_prefixes = False``; shared code asks :func:`lists_prefixes`
+before it plans a listing. The attribute is optional: a provider without it
+lists.
+
+A store whose versioned listing shows every noncurrent version and delete
+marker says so with ``lists_noncurrent_versions = True``; only then may
+shared code read "absent from the listing" as "gone" (see
+:func:`lists_noncurrent_versions`). Some emulators list live objects only.
+
+A provider that can read a bucket's lifecycle rules also implements
+:class:`LifecycleProvider`; the verifier warns about rules that expire pinned
+versions. Providers without it still conform to :class:`Provider`.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import enum
 import threading
 from collections.abc import Iterator
@@ -20,7 +35,16 @@ from typing import BinaryIO, ClassVar, Protocol, runtime_checkable
 from refstore.manifest import ObjectInfo
 from refstore.uri import ObjectRef
 
-__all__ = ["Provider", "RequestCounter", "Versioning"]
+__all__ = [
+    "LifecycleProvider",
+    "LifecycleRule",
+    "Provider",
+    "RequestCounter",
+    "Versioning",
+    "lifecycle_rules",
+    "lists_noncurrent_versions",
+    "lists_prefixes",
+]
 
 
 class Versioning(enum.Enum):
@@ -97,3 +121,57 @@ class Provider(Protocol):
     def versioning(self, ref: ObjectRef) -> Versioning:
         """Whether the bucket of ``ref`` keeps old versions."""
         ...
+
+
+def lists_prefixes(provider: Provider) -> bool:
+    """Whether ``provider.scan`` can list a prefix (False for plain HTTP)."""
+    return getattr(provider, "lists_prefixes", True) is not False
+
+
+def lists_noncurrent_versions(provider: Provider) -> bool:
+    """Whether ``scan(versions=True)`` shows every version, delete markers too.
+
+    Opt-in (``lists_noncurrent_versions = True`` on the provider class): a
+    provider that does not promise it gets every absence confirmed by stat.
+    """
+    return getattr(provider, "lists_noncurrent_versions", False) is True
+
+
+@dataclasses.dataclass(frozen=True)
+class LifecycleRule:
+    """One enabled lifecycle rule that deletes objects or object versions.
+
+    ``prefix`` is the key prefix the rule applies to ("" for the whole bucket);
+    ``noncurrent_days``: versions are deleted this many days after they stop
+    being current; ``current_days``: current objects expire this many days
+    after creation; ``keeps_newer``: that many newer noncurrent versions are
+    spared; ``filtered``: the rule also filters by tags or object size, so it
+    may spare some objects under the prefix.
+    """
+
+    prefix: str
+    noncurrent_days: int | None = None
+    current_days: int | None = None
+    keeps_newer: int | None = None
+    filtered: bool = False
+    rule_id: str | None = None
+
+
+@runtime_checkable
+class LifecycleProvider(Protocol):
+    """Optional: a provider that can read a bucket's lifecycle rules."""
+
+    def lifecycle(self, ref: ObjectRef) -> list[LifecycleRule]:
+        """The enabled rules of the bucket of ``ref`` that delete data.
+
+        No configuration is an empty list; a configuration the credentials
+        may not read raises AccessDeniedError.
+        """
+        ...
+
+
+def lifecycle_rules(provider: Provider, ref: ObjectRef) -> list[LifecycleRule] | None:
+    """The lifecycle rules of the bucket of ``ref``; None if unreadable here."""
+    if not isinstance(provider, LifecycleProvider):
+        return None
+    return provider.lifecycle(ref)

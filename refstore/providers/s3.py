@@ -79,7 +79,7 @@ from refstore.errors import (
     VersionNotFoundError,
 )
 from refstore.manifest import ObjectInfo
-from refstore.providers.base import RequestCounter, Versioning
+from refstore.providers.base import LifecycleRule, RequestCounter, Versioning
 from refstore.uri import ObjectRef
 
 if TYPE_CHECKING:
@@ -90,6 +90,7 @@ if TYPE_CHECKING:
         DeleteMarkerEntryTypeDef,
         GetObjectOutputTypeDef,
         HeadObjectOutputTypeDef,
+        LifecycleRuleOutputTypeDef,
         ObjectTypeDef,
         ObjectVersionTypeDef,
     )
@@ -165,6 +166,8 @@ class S3Provider:
     """Amazon S3 and S3-compatible stores, one client per bucket configuration."""
 
     schemes: ClassVar[tuple[str, ...]] = ("s3",)
+    # ListObjectVersions shows every version and delete marker of a key.
+    lists_noncurrent_versions: ClassVar[bool] = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -223,6 +226,20 @@ class S3Provider:
                 log.debug("GetBucketVersioning denied on %s", ref.location)
                 return Versioning.UNKNOWN
         return _VERSIONING.get(response.get("Status", ""), Versioning.OFF)
+
+    def lifecycle(self, ref: ObjectRef) -> list[LifecycleRule]:
+        """The enabled rules of the bucket that expire objects or versions."""
+        with self._translated(ref):
+            try:
+                response = self._client(ref).get_bucket_lifecycle_configuration(
+                    Bucket=ref.bucket
+                )
+            except ClientError as exc:
+                if _code(exc) != "NoSuchLifecycleConfiguration":
+                    raise
+                return []
+        rules = (_lifecycle_rule(rule) for rule in response.get("Rules", []))
+        return [rule for rule in rules if rule is not None]
 
     def close(self) -> None:
         """Close every client's connections; the provider stays usable."""
@@ -483,6 +500,38 @@ def _marker_info(prefix: ObjectRef, item: DeleteMarkerEntryTypeDef) -> ObjectInf
         is_latest=item.get("IsLatest", False),
         is_delete_marker=True,
     )
+
+
+def _lifecycle_rule(rule: LifecycleRuleOutputTypeDef) -> LifecycleRule | None:
+    """The rule as refstore sees it; None when disabled or deleting nothing."""
+    fields: Mapping[str, Any] = rule
+    noncurrent = fields.get("NoncurrentVersionExpiration", {})
+    current = fields.get("Expiration", {})
+    if fields.get("Status") != "Enabled":
+        return None
+    if "NoncurrentDays" not in noncurrent and "Days" not in current:
+        return None
+    prefix, filtered = _lifecycle_scope(fields)
+    return LifecycleRule(
+        prefix=prefix,
+        noncurrent_days=noncurrent.get("NoncurrentDays"),
+        current_days=current.get("Days"),
+        keeps_newer=noncurrent.get("NewerNoncurrentVersions"),
+        filtered=filtered,
+        rule_id=fields.get("ID"),
+    )
+
+
+def _lifecycle_scope(rule: Mapping[str, Any]) -> tuple[str, bool]:
+    """The rule's key prefix, and whether tags or sizes narrow it further."""
+    # A rule names its prefix in Filter, in Filter.And (with tags or sizes),
+    # or, in the legacy form, at the top level.
+    found = rule.get("Filter")
+    if found is None:
+        return str(rule.get("Prefix", "")), False
+    scope: Mapping[str, Any] = found.get("And", found)
+    narrowing = {"Tag", "Tags", "ObjectSizeGreaterThan", "ObjectSizeLessThan"}
+    return str(scope.get("Prefix", "")), bool(narrowing & set(scope))
 
 
 def _code(exc: ClientError) -> str:

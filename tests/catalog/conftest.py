@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from refstore.blobs import BlobStore
 from refstore.catalog.sql import SqlCatalog
+from tests.catalog.clock import ManualClock
 
 POSTGRES_URL = os.environ.get(
     "REFSTORE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -80,4 +81,18 @@ def blobs(tmp_path: Path) -> BlobStore:
 @pytest.fixture
 def catalog(catalog_url: str, blobs: BlobStore) -> Iterator[SqlCatalog]:
     with SqlCatalog(catalog_url, blobs) as opened:
+        yield opened
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def timed_catalog(
+    catalog_url: str, blobs: BlobStore, clock: ManualClock
+) -> Iterator[SqlCatalog]:
+    """A catalog whose clock the test moves (for TTLs and timestamps)."""
+    with SqlCatalog(catalog_url, blobs, clock) as opened:
         yield opened

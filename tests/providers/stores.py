@@ -6,6 +6,11 @@ real emulator or server. A Store arranges data with the store's own SDK or
 protocol (never with the provider under test) and says, through its
 capability flags, which cases the emulator can express; a case it cannot
 express is skipped with the Store's reason.
+
+Some capabilities came later and are optional: a Store without them can
+express the case. The suite reads every capability through
+:func:`capability`, and the optional facts through :func:`checksums` and
+:func:`page_size`.
 """
 
 from __future__ import annotations
@@ -66,3 +71,34 @@ class Store(Protocol):
     def denied_ref(self) -> ObjectRef:
         """A reference the provider's credentials may not read."""
         ...
+
+
+class OptionalStoreFacts(Protocol):
+    """What a Store may also declare; absent means the default given here."""
+
+    #: None, or why a changed object cannot be refused on read: the store
+    #: records no ETag (memory://). Default None.
+    no_etag: str | None
+    #: checksum algorithms that stat records for a plain write ("md5", ...);
+    #: each must match the bytes. Default: none required.
+    checksums: tuple[str, ...]
+    #: objects per listing page, where the store pages (S3: 1000); None when
+    #: one call lists everything. Default None.
+    page_size: int | None
+
+
+def capability(store: Store, name: str) -> str | None:
+    """The reason ``store`` cannot express a case, or None when it can."""
+    reason = getattr(store, name, None)
+    return None if reason is None else str(reason)
+
+
+def checksums(store: Store) -> tuple[str, ...]:
+    """The checksum algorithms ``store`` promises for a plain write."""
+    return tuple(getattr(store, "checksums", ()))
+
+
+def page_size(store: Store) -> int | None:
+    """Objects per listing page of ``store``, None when it does not page."""
+    size = getattr(store, "page_size", None)
+    return None if size is None else int(size)

@@ -1,6 +1,10 @@
-"""S3Provider against real emulators: every test using ``s3`` runs on moto and
-on LocalStack. Credentials and access-denied tests run on a moto server that
-checks signatures and IAM policies (``moto_locked``); neither emulator checks
+"""What is S3's own in S3Provider, against real emulators: every test using
+``s3`` runs on moto and on LocalStack. The contract every provider shares
+(pins, deletes, ranges, odd keys, missing objects and buckets, listing cost)
+is tested in ``test_conformance.py``, on these emulators too.
+
+Credentials and access-denied tests run on a moto server that checks
+signatures and IAM policies (``moto_locked``); neither emulator checks
 credentials by default."""
 
 from __future__ import annotations
@@ -9,7 +13,6 @@ import base64
 import hashlib
 import io
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,13 +24,10 @@ from refstore.errors import (
     CredentialsError,
     EndpointError,
     IntegrityError,
-    InvalidReferenceError,
-    MissingDependencyError,
     ObjectNotFoundError,
     VersionNotFoundError,
 )
 from refstore.manifest import ManifestEntry, ObjectInfo
-from refstore.providers import Providers
 from refstore.providers.base import Provider, Versioning
 from refstore.providers.s3 import S3Provider
 from refstore.uri import ObjectRef
@@ -98,17 +98,6 @@ def test_stat_describes_the_latest_version(s3: S3Env) -> None:
     assert s3.provider.requests.snapshot() == {"HeadObject": 1}
 
 
-def test_stat_pinned_old_version_describes_that_version(s3: S3Env) -> None:
-    bucket = s3.make_bucket()
-    first = s3.put(bucket, "model.bin", b"one")
-    s3.put(bucket, "model.bin", b"the second")
-
-    info = s3.provider.stat(s3_ref(bucket, "model.bin", first["VersionId"]))
-
-    assert (info.etag, info.size) == (md5(b"one"), 3)
-    assert info.version_id == first["VersionId"]
-
-
 def test_stat_multipart_etag_is_kept_and_not_taken_for_md5(s3: S3Env) -> None:
     bucket = s3.make_bucket()
     upload_in_two_parts(s3, bucket, "big.bin")
@@ -151,46 +140,6 @@ def test_stat_sse_kms_etag_is_not_an_md5(moto_s3: S3Env) -> None:
     assert ManifestEntry.from_info("secret.txt", info).extra["etagIsMd5"] is False
 
 
-def test_stat_zero_byte_object(s3: S3Env) -> None:
-    bucket = s3.make_bucket()
-    s3.put(bucket, "empty", b"")
-
-    info = s3.provider.stat(s3_ref(bucket, "empty"))
-
-    assert (info.size, info.etag) == (0, md5(b""))
-    assert read_all(s3.provider, info) == b""
-
-
-@pytest.mark.parametrize(
-    "key",
-    [
-        pytest.param("data/with space.txt", id="space"),
-        pytest.param("dätä/naïve file.csv", id="accents"),
-        pytest.param("data/日本語.bin", id="cjk"),
-        pytest.param("data/plus+and%20percent.txt", id="plus-percent"),
-    ],
-)
-def test_unusual_keys_round_trip(s3: S3Env, key: str) -> None:
-    bucket = s3.make_bucket()
-    s3.put(bucket, key, key.encode())
-
-    info = s3.provider.stat(s3_ref(bucket, key))
-    listed = list(s3.provider.scan(s3_ref(bucket, ""), versions=True))
-
-    assert info.ref.key == key
-    assert [entry.ref.key for entry in listed] == [key]
-    assert read_all(s3.provider, info) == key.encode()
-
-
-def test_stat_missing_key(s3: S3Env) -> None:
-    bucket = s3.make_bucket()
-
-    with pytest.raises(ObjectNotFoundError, match="no object at") as caught:
-        s3.provider.stat(s3_ref(bucket, "nothing.txt"))
-
-    assert not isinstance(caught.value, VersionNotFoundError)
-
-
 def test_missing_keys_probe_their_bucket_once(s3: S3Env) -> None:
     # A HEAD 404 has no error code; one GetBucketVersioning tells a missing
     # key from a missing bucket, and is not repeated for the same bucket.
@@ -204,11 +153,6 @@ def test_missing_keys_probe_their_bucket_once(s3: S3Env) -> None:
         "HeadObject": 2,
         "GetBucketVersioning": 1,
     }
-
-
-def test_stat_missing_bucket(s3: S3Env) -> None:
-    with pytest.raises(BucketNotFoundError, match="does not exist"):
-        s3.provider.stat(s3_ref("refstore-no-such-bucket", "x.txt"))
 
 
 def test_stat_deleted_object_but_pinned_version_remains(s3: S3Env) -> None:
@@ -299,38 +243,6 @@ def test_scan_versions_yields_versions_and_delete_markers(s3: S3Env) -> None:
     assert s3.provider.requests.snapshot() == {"ListObjectVersions": 1}
 
 
-def test_scan_uses_the_prefix_as_given(s3: S3Env) -> None:
-    bucket = s3.make_bucket()
-    for key in ("data/x", "data2/y", "data.csv"):
-        s3.put(bucket, key)
-
-    folder = [i.ref.key for i in s3.provider.scan(s3_ref(bucket, "data/"))]
-    bare = [i.ref.key for i in s3.provider.scan(s3_ref(bucket, "data"))]
-
-    assert folder == ["data/x"]
-    assert bare == ["data.csv", "data/x", "data2/y"]
-
-
-def test_scan_is_lazy(s3: S3Env) -> None:
-    bucket = s3.make_bucket()
-    s3.put(bucket, "a")
-
-    listing = s3.provider.scan(s3_ref(bucket, ""), versions=True)
-    before = s3.provider.requests.total()
-    first = next(listing)
-
-    assert before == 0
-    assert first.ref.key == "a"
-    assert s3.provider.requests.total() == 1
-
-
-def test_scan_missing_bucket(s3: S3Env) -> None:
-    listing = s3.provider.scan(s3_ref("refstore-no-such-bucket", "data/"))
-
-    with pytest.raises(BucketNotFoundError):
-        list(listing)
-
-
 def test_suspended_versioning_objects_have_no_version(s3: S3Env) -> None:
     # S3 calls them version "null"; refstore records no version (see s3.py).
     bucket = s3.make_bucket("Suspended")
@@ -345,32 +257,6 @@ def test_suspended_versioning_objects_have_no_version(s3: S3Env) -> None:
 
 
 # read
-
-
-def test_read_at_version_returns_the_old_bytes(s3: S3Env) -> None:
-    bucket = s3.make_bucket()
-    first = s3.put(bucket, "k.txt", b"old bytes")
-    s3.put(bucket, "k.txt", b"new bytes, longer")
-    info = s3.provider.stat(s3_ref(bucket, "k.txt", first["VersionId"]))
-
-    assert read_all(s3.provider, info) == b"old bytes"
-
-
-@pytest.mark.parametrize(
-    ("span", "expected"),
-    [
-        pytest.param({"start": 1, "end": 4}, b"123", id="start-end"),
-        pytest.param({"start": 7}, b"789", id="start-only"),
-        pytest.param({"end": 2}, b"01", id="end-only"),
-        pytest.param({"start": 3, "end": 3}, b"", id="empty"),
-    ],
-)
-def test_read_range(s3: S3Env, span: dict[str, int], expected: bytes) -> None:
-    bucket = s3.make_bucket()
-    s3.put(bucket, "digits", b"0123456789")
-    info = s3.provider.stat(s3_ref(bucket, "digits"))
-
-    assert read_all(s3.provider, info, **span) == expected
 
 
 def test_read_without_version_refuses_changed_object(s3: S3Env) -> None:
@@ -519,46 +405,3 @@ def test_access_denied(moto_locked: LockedBucket, tmp_path: Path) -> None:
 
     assert listed == ["data/a.txt", "data/b.txt"]
     assert state is Versioning.UNKNOWN
-
-
-# the registry
-
-
-def test_registry_gives_one_provider_per_kind(s3: S3Env) -> None:
-    providers = Providers(s3.settings)
-    bucket = s3.make_bucket()
-    s3.put(bucket, "k.txt")
-
-    provider = providers.for_ref(s3_ref(bucket, "k.txt"))
-    provider.stat(s3_ref(bucket, "k.txt"))
-
-    assert isinstance(provider, S3Provider)
-    assert isinstance(provider, Provider)
-    assert providers.for_scheme("S3") is provider
-    assert providers.requests == {"HeadObject": 1}
-    providers.close()
-
-
-def test_registry_rejects_unknown_scheme(tmp_path: Path) -> None:
-    from refstore.config import Settings
-
-    providers = Providers(Settings(home=tmp_path))
-
-    with pytest.raises(InvalidReferenceError, match="supported schemes: s3"):
-        providers.for_scheme("ftp")
-
-
-def test_registry_reports_missing_sdk(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from refstore.config import Settings
-
-    # None in sys.modules makes "import boto3" fail as if it were not installed.
-    monkeypatch.setitem(sys.modules, "boto3", None)
-    monkeypatch.delitem(sys.modules, "refstore.providers.s3")
-    providers = Providers(Settings(home=tmp_path))
-
-    with pytest.raises(
-        MissingDependencyError, match=r"Install refstore\[s3\] to use s3://"
-    ):
-        providers.for_scheme("s3")
