@@ -46,8 +46,8 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
-import fsspec.core  # type: ignore[import-untyped]
-from fsspec.implementations.local import (  # type: ignore[import-untyped]
+import fsspec.core
+from fsspec.implementations.local import (
     LocalFileSystem,
 )
 
