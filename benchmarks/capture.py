@@ -13,7 +13,8 @@ same run:
 
 Each method gets a fresh provider built from the same settings, so request
 counts are its own. Providers: ``s3`` (on ``--emulator`` moto or
-LocalStack), ``http`` (the aiohttp test server), ``file`` (a temporary
+LocalStack), ``gcs`` (fake-gcs-server), ``azure`` (Azurite), ``http`` (the
+aiohttp test server), ``file`` (a temporary
 folder; its capture hashes every file), ``memory``. Run from the repository
 root::
 
@@ -82,7 +83,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--objects", type=int, default=5000, help="objects (5000)")
     parser.add_argument(
         "--provider",
-        choices=["s3", "http", "file", "memory"],
+        choices=["s3", "gcs", "azure", "http", "file", "memory"],
         default="s3",
         help="(s3)",
     )
@@ -103,6 +104,12 @@ def _store(args: argparse.Namespace, workdir: Path) -> Iterator[Store]:
     home = workdir / "home"
     if args.provider == "s3":
         with _s3_store(args.emulator, workdir) as store:
+            yield store
+    elif args.provider == "gcs":
+        with _gcs_store(workdir) as store:
+            yield store
+    elif args.provider == "azure":
+        with _azurite_store(workdir) as store:
             yield store
     elif args.provider == "http":
         from tests.providers.store_http import HttpServer, HttpStore
@@ -137,6 +144,36 @@ def _s3_store(emulator: str, workdir: Path) -> Iterator[Store]:
             env.provider.close()
             for client in clients.values():
                 client.close()
+
+
+@contextlib.contextmanager
+def _gcs_store(workdir: Path) -> Iterator[Store]:
+    from refstore.providers.gcs import GcsProvider
+    from tests.providers.store_gcs import GcsStore, gcs_settings, setup_client
+
+    with emulators.start_fake_gcs(workdir / "emulator") as server:
+        settings = gcs_settings(workdir / "home", server.endpoint_url)
+        provider = GcsProvider(settings)
+        client = setup_client(server.endpoint_url)
+        try:
+            yield GcsStore(server.endpoint_url, client, settings, provider)
+        finally:
+            provider.close()
+            client.close()
+
+
+@contextlib.contextmanager
+def _azurite_store(workdir: Path) -> Iterator[Store]:
+    from tests.providers.store_azure import AzuriteSetup, AzuriteStore, start_azurite
+
+    with start_azurite(workdir / "emulator") as server:
+        setup = AzuriteSetup(server.endpoint_url)
+        store = AzuriteStore(setup, workdir / "home")
+        try:
+            yield store
+        finally:
+            store.close()
+            setup.client.close()
 
 
 def _benchmark(store: Store, args: argparse.Namespace) -> None:

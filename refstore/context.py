@@ -73,10 +73,14 @@ class Context:
         return self.clock() if self.clock is not None else _utc_now()
 
     def close(self) -> None:
+        """Close the catalog and every provider (their sessions and threads)."""
         with self._lock:
             if self._catalog is not None:
                 self._catalog.close()
                 self._catalog = None
+            if self._providers is not None:
+                self._providers.close()
+                self._providers = None
 
 
 def _utc_now() -> datetime.datetime:
