@@ -87,14 +87,14 @@ from refstore.providers.azure_client import (
     operation_name,
 )
 from refstore.providers.base import RequestCounter, Versioning
+from refstore.providers.streams import TranslatedStream
 from refstore.uri import ObjectRef
 
 if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
     from azure.core.pipeline import PipelineRequest
     from azure.core.rest import HttpRequest
     from azure.identity import DefaultAzureCredential
-    from azure.storage.blob import BlobClient, BlobProperties, StorageStreamDownloader
+    from azure.storage.blob import BlobClient, BlobProperties
 
 __all__ = ["AzureProvider", "translate_error"]
 
@@ -179,7 +179,9 @@ class AzureProvider:
                 **_download_params(info, start, end)
             )
         _check_served_etag(info, download.properties.etag)
-        body = _Body(download, self._translator(info.ref))
+        body = TranslatedStream(
+            download.read, _no_op, (AzureError,), self._translator(info.ref)
+        )
         return io.BufferedReader(body, buffer_size=READ_BUFFER)
 
     def versioning(self, ref: ObjectRef) -> Versioning:
@@ -337,29 +339,9 @@ def _utc(value: datetime.datetime | None) -> datetime.datetime | None:
     return None if value is None else value.astimezone(datetime.UTC)
 
 
-class _Body(io.RawIOBase):
-    """A blob download whose read errors arrive as refstore errors."""
-
-    def __init__(
-        self,
-        download: StorageStreamDownloader[bytes],
-        translate: Callable[[Exception], RefstoreError],
-    ) -> None:
-        super().__init__()
-        self._download = download
-        self._translate = translate
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        view = memoryview(buffer).cast("B")
-        try:
-            data = self._download.read(len(view))
-        except AzureError as exc:
-            raise self._translate(exc) from exc
-        view[: len(data)] = data
-        return len(data)
+def _no_op() -> None:
+    # The downloader holds no connection between reads; nothing to release.
+    return None
 
 
 # Error translation: every azure-core failure becomes a refstore error here.

@@ -49,6 +49,7 @@ import binascii
 import contextlib
 import dataclasses
 import datetime
+import functools
 import io
 import logging
 import os
@@ -84,10 +85,11 @@ from refstore.providers.gcs_client import (
     new_handle,
 )
 from refstore.providers.gcs_client import operation as gcs_operation
+from refstore.providers.streams import TranslatedStream
 from refstore.uri import ObjectRef
 
 if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
+    pass
 
 __all__ = ["GcsProvider", "translate_error"]
 
@@ -189,7 +191,12 @@ class GcsProvider:
                 self._explain_missing(handle, info.ref, exc)
                 raise
         _check_served(info, response)
-        body = _Body(response, self._translator(info.ref))
+        body = TranslatedStream(
+            functools.partial(response.raw.read, decode_content=False),
+            response.close,
+            (urllib3.exceptions.HTTPError, requests.RequestException),
+            self._translator(info.ref),
+        )
         return io.BufferedReader(body, buffer_size=READ_BUFFER)
 
     def versioning(self, ref: ObjectRef) -> Versioning:
@@ -485,36 +492,6 @@ def _etag(value: str | None) -> str | None:
 
 def _utc(value: datetime.datetime | None) -> datetime.datetime | None:
     return None if value is None else value.astimezone(datetime.UTC)
-
-
-class _Body(io.RawIOBase):
-    """A streamed media response whose read errors arrive as refstore errors."""
-
-    def __init__(
-        self,
-        response: requests.Response,
-        translate: Callable[[Exception], RefstoreError],
-    ) -> None:
-        super().__init__()
-        self._response = response
-        self._translate = translate
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        view = memoryview(buffer).cast("B")
-        try:
-            data: bytes = self._response.raw.read(len(view), decode_content=False)
-        except (urllib3.exceptions.HTTPError, requests.RequestException) as exc:
-            raise self._translate(exc) from exc
-        view[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            self._response.close()
-        super().close()
 
 
 # Error translation: every google-cloud-storage, google-auth and requests

@@ -80,10 +80,10 @@ from refstore.errors import (
 )
 from refstore.manifest import ObjectInfo
 from refstore.providers.base import LifecycleRule, RequestCounter, Versioning
+from refstore.providers.streams import TranslatedStream
 from refstore.uri import ObjectRef
 
 if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
     from botocore.response import StreamingBody
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import (
@@ -214,7 +214,10 @@ class S3Provider:
         body = response["Body"]
         _check_served_etag(info, response, body)
         translate = self._translator(info.ref)
-        return io.BufferedReader(_Body(body, translate), buffer_size=READ_BUFFER)
+        return io.BufferedReader(
+            TranslatedStream(body.read, body.close, (BotoCoreError,), translate),
+            buffer_size=READ_BUFFER,
+        )
 
     def versioning(self, ref: ObjectRef) -> Versioning:
         with self._translated(ref):
@@ -551,34 +554,6 @@ def _version(value: str | None) -> str | None:
 
 def _utc(value: datetime.datetime | None) -> datetime.datetime | None:
     return None if value is None else value.astimezone(datetime.UTC)
-
-
-class _Body(io.RawIOBase):
-    """A GetObject body whose read errors arrive as refstore errors."""
-
-    def __init__(
-        self, body: StreamingBody, translate: Callable[[Exception], RefstoreError]
-    ) -> None:
-        super().__init__()
-        self._body = body
-        self._translate = translate
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        view = memoryview(buffer).cast("B")
-        try:
-            data = self._body.read(len(view))
-        except BotoCoreError as exc:
-            raise self._translate(exc) from exc
-        view[: len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            self._body.close()
-        super().close()
 
 
 # Error translation: every botocore failure becomes a refstore error here.
