@@ -22,11 +22,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
+from refstore.cache import FetchCache
 from refstore.capture import iter_capture
 from refstore.catalog.base import NewVersion, VersionEdit, VersionRecord
 from refstore.context import Context
 from refstore.errors import ConflictError, IntegrityError, RefstoreError
-from refstore.fetch import FetchResult, fetch
+from refstore.fetch import FetchResult, PartPolicy, fetch
 from refstore.manifest import (
     Manifest,
     ManifestEntry,
@@ -35,6 +36,7 @@ from refstore.manifest import (
     write_stored,
 )
 from refstore.names import LATEST, parse_project, validate_alias, validate_name
+from refstore.progress import TransferProgress
 from refstore.ttl import INHERIT, TtlPolicy, check_ttl
 from refstore.uri import ObjectRef, parse_uri
 from refstore.verify import (
@@ -293,9 +295,23 @@ class Artifact:
         root: str | os.PathLike[str] | None = None,
         *,
         jobs: int | None = None,
+        path_prefix: str | None = None,
+        skip_missing: bool = False,
+        skip_cache: bool = False,
     ) -> Path:
-        """Fetch the exact recorded object versions into ``root``; return it."""
-        result = self.fetch(root, jobs=jobs)
+        """Fetch the exact recorded object versions into ``root``; return it.
+
+        ``path_prefix`` fetches only the entries whose path starts with it;
+        ``skip_missing`` skips entries whose object or version is gone
+        instead of failing; ``skip_cache`` bypasses the fetch cache.
+        """
+        result = self.fetch(
+            root,
+            jobs=jobs,
+            path_prefix=path_prefix,
+            skip_missing=skip_missing,
+            cache=not skip_cache,
+        )
         return result.root
 
     def fetch(
@@ -303,16 +319,32 @@ class Artifact:
         root: str | os.PathLike[str] | None = None,
         *,
         jobs: int | None = None,
-        progress: Any = None,
+        path_prefix: str | None = None,
+        skip_missing: bool = False,
+        cache: bool = True,
+        link: bool = True,
+        parts: PartPolicy | None = None,
+        progress: TransferProgress | None = None,
     ) -> FetchResult:
-        """Like :meth:`download`, returning what was fetched and skipped."""
+        """Like :meth:`download`, returning what was fetched, cached and skipped.
+
+        Fetched objects go through the fetch cache (``REFSTORE_CACHE_DIR``)
+        and are hard-linked from it (``link=False``: copied) unless
+        ``cache=False``; see :func:`refstore.fetch.fetch` for the rest.
+        """
         target = Path(root) if root is not None else self._default_root()
+        settings = self._ctx.settings
         return fetch(
             self.manifest,
             target,
             providers=self._ctx.providers,
             blobs=self._blob_source(),
+            cache=FetchCache.from_settings(settings) if cache else None,
             jobs=jobs,
+            path_prefix=path_prefix,
+            skip_missing=skip_missing,
+            link=link,
+            parts=parts,
             progress=progress,
         )
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from refstore import __version__, cli_catalog
+from refstore import __version__, cli_catalog, cli_fetch, cli_service
 from refstore.api import Api
 from refstore.artifact import Artifact
 from refstore.cli_output import EXIT_CODES
@@ -229,48 +229,6 @@ def show(path: str, as_json: bool, as_manifest: bool, limit: int) -> None:
         click.echo(f"... and {len(entries) - len(shown)} more (--limit 0 shows all)")
 
 
-@main.command(epilog=EXIT_CODES)
-@click.argument("path")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder to fetch into [default: ./artifacts/NAME:VERSION].",
-)
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(min=1),
-    help="Concurrent transfers [default: 8 per core, at most 64].",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@_handle_errors
-def fetch(path: str, output: Path | None, jobs: int | None, as_json: bool) -> None:
-    """Fetch the exact object versions of PROJECT/NAME:ALIAS into a folder."""
-    artifact = Api().artifact(path)
-    with click.progressbar(
-        length=artifact.entry_count, label="fetching", file=sys.stderr
-    ) as bar:
-        result = artifact.fetch(
-            output, jobs=jobs, progress=lambda _entry, _size: bar.update(1)
-        )
-    summary: dict[str, Any] = {
-        "artifact": artifact.qualified_name,
-        "root": str(result.root),
-        "fetched": result.fetched,
-        "skipped": result.skipped,
-        "bytes": result.bytes_fetched,
-        "seconds": round(result.seconds, 3),
-    }
-    if as_json:
-        _print_json(summary)
-        return
-    click.echo(
-        f"fetched {result.fetched} entries ({_human_size(result.bytes_fetched)}) "
-        f"and kept {result.skipped} already present into {result.root}"
-    )
-
-
 VERIFY_EXIT_CODES = """\b
 Exit codes:
   0  every entry checked; none has a --fail-on status
@@ -444,8 +402,9 @@ def _entry_row(entry: ManifestEntry) -> dict[str, Any]:
     }
 
 
-# lineage, alias, ttl and gc live in refstore.cli_catalog.
-for _command in cli_catalog.COMMANDS:
+# lineage, alias, ttl and gc live in refstore.cli_catalog; fetch and cache
+# in refstore.cli_fetch; serve, db, login and accounts in refstore.cli_service.
+for _command in [*cli_catalog.COMMANDS, *cli_fetch.COMMANDS, *cli_service.COMMANDS]:
     main.add_command(_command)
 
 

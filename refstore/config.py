@@ -1,10 +1,10 @@
 """Settings: where refstore keeps its files, and how to reach each bucket.
 
 Settings come from the environment (``REFSTORE_HOME``, ``REFSTORE_URL``,
-``REFSTORE_CACHE_DIR``, ``REFSTORE_PROJECT``) and from ``config.toml`` in the
-refstore home. Provider SDKs keep reading their own standard variables and
-files; refstore's config adds per-bucket options on top, so that one artifact
-can mix buckets on AWS, MinIO and LocalStack::
+``REFSTORE_CACHE_DIR``, ``REFSTORE_PROJECT``, ``REFSTORE_TOKEN``) and from
+``config.toml`` in the refstore home. Provider SDKs keep reading their own
+standard variables and files; refstore's config adds per-bucket options on
+top, so that one artifact can mix buckets on AWS, MinIO and LocalStack::
 
     [stores.s3]                          # every S3 bucket
     region = "eu-west-1"
@@ -12,6 +12,9 @@ can mix buckets on AWS, MinIO and LocalStack::
     [stores."s3://lab-minio"]            # one bucket
     endpoint_url = "http://minio.lab:9000"
     profile = "minio"
+
+    [cache]                              # the fetch cache
+    max_size = "200 GiB"                 # or REFSTORE_CACHE_MAX_BYTES
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 from refstore.errors import ConfigError
 from refstore.uri import ObjectRef
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "parse_size"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,8 +39,14 @@ class Settings:
     home: Path
     url: str | None = None
     cache_dir: Path | None = None
+    # Size limit of the fetch cache in bytes (REFSTORE_CACHE_MAX_BYTES, or
+    # [cache] max_size in config.toml); None keeps everything.
+    cache_max_bytes: int | None = None
     project: str | None = None
     stores: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    # The refstore service's bearer token (REFSTORE_TOKEN); kept out of reprs
+    # so that it never reaches a log line.
+    token: str | None = dataclasses.field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -48,8 +57,10 @@ class Settings:
             home=home.expanduser(),
             url=env.get("REFSTORE_URL") or None,
             cache_dir=Path(cache).expanduser() if cache else None,
+            cache_max_bytes=_cache_limit(env, home / "config.toml"),
             project=env.get("REFSTORE_PROJECT") or None,
             stores=_read_stores(home / "config.toml"),
+            token=env.get("REFSTORE_TOKEN") or None,
         )
 
     @property
@@ -94,3 +105,55 @@ def _read_stores(path: Path) -> dict[str, dict[str, Any]]:
             'for example [stores."s3://my-bucket"]'
         )
     return {key.rstrip("/"): value for key, value in stores.items()}
+
+
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": 1 << 10,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "mib": 1 << 20,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "gib": 1 << 30,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "tib": 1 << 40,
+}
+
+
+def parse_size(text: str | int, what: str = "size") -> int:
+    """Bytes from ``12345``, ``"500 MB"`` or ``"20GiB"``; ConfigError if not."""
+    if isinstance(text, int) and not isinstance(text, bool) and text >= 0:
+        return text
+    value = str(text).strip().lower().replace(" ", "")
+    number = value.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = value[len(number) :]
+    try:
+        amount = float(number)
+    except ValueError:
+        amount = -1.0
+    if unit not in _SIZE_UNITS or amount < 0:
+        raise ConfigError(
+            f"{what} {text!r} is not a size: write bytes (1000000) or a number "
+            "with a unit (500MB, 20GiB)"
+        )
+    return int(amount * _SIZE_UNITS[unit])
+
+
+def _cache_limit(env: Mapping[str, str], path: Path) -> int | None:
+    configured = env.get("REFSTORE_CACHE_MAX_BYTES")
+    if configured:
+        return parse_size(configured, "REFSTORE_CACHE_MAX_BYTES")
+    if not path.exists():
+        return None
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}; fix or remove the file") from exc
+    cache = data.get("cache", {})
+    size = cache.get("max_size") if isinstance(cache, dict) else None
+    return None if size is None else parse_size(size, f"{path}: [cache] max_size")

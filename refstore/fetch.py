@@ -1,12 +1,20 @@
 """Fetch: download the exact object versions a manifest pins into a folder.
 
-The fetch is planned before anything is written: every entry path is checked
-to stay inside the destination (no absolute paths, no ``..``, no symlinked
-folder leading out), so a hostile manifest writes nothing at all. Then the
-entries are transferred concurrently. Each file is written to a temporary
-name beside its target, checked against every checksum the entry has, and
-renamed into place, so a target is either complete and verified or absent.
-Files already present with the right content are skipped.
+The fetch is planned before anything is written (:mod:`refstore.fetch_plan`):
+every entry path must stay inside the destination, so a hostile manifest
+writes nothing at all. Then each distinct object version is served once, on
+a pool of ``jobs`` workers:
+
+1. a file already in the destination with the right content is kept;
+2. else a verified copy in the fetch cache (:mod:`refstore.cache`) is
+   hard-linked (or copied) into place;
+3. else the object is downloaded (:mod:`refstore.transfer`): whole, or in
+   parallel ranged parts when large, into the cache when the entry can be
+   cached (else beside its target), checked against every checksum the entry
+   has, and renamed into place.
+
+A target is therefore either complete and verified or absent, and an
+interrupted fetch, run again, transfers only what it lacks.
 """
 
 from __future__ import annotations
@@ -14,28 +22,48 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
-import hashlib
+import functools
 import logging
 import os
+import queue
+import stat
+import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from refstore.blobs import BlobStore
-from refstore.errors import FetchError, IntegrityError, RefstoreError, UnsafePathError
-from refstore.manifest import ManifestEntry, ObjectInfo, check_entry_path
+from refstore.cache import CacheMissError, FetchCache, link_into
+from refstore.checksums import Checks
+from refstore.errors import (
+    FetchError,
+    ObjectNotFoundError,
+    RefstoreError,
+    UnsafePathError,
+)
+from refstore.fetch_plan import Group, Target, group_targets, plan
+from refstore.manifest import ManifestEntry
+from refstore.progress import TransferProgress
 from refstore.providers.base import Provider
-from refstore.uri import ObjectRef, parse_uri
+from refstore.transfer import (
+    CacheSink,
+    FileSink,
+    PartedDownload,
+    PartPolicy,
+    Sink,
+    entry_info,
+    stream_into,
+)
+from refstore.uri import ObjectRef
 
-__all__ = ["FetchResult", "default_jobs", "fetch", "plan"]
+__all__ = ["FetchResult", "PartPolicy", "default_jobs", "fetch", "plan"]
 
 log = logging.getLogger(__name__)
-_CHUNK = 1024 * 1024
-_HEX64 = frozenset("0123456789abcdef")
 
-ProgressCallback = Callable[[ManifestEntry, int], None]
+# A group whose object another process is downloading waits this long
+# before it looks again, without holding a worker meanwhile.
+_BUSY_RETRY = 0.05
 
 
 class ProviderSource(Protocol):
@@ -44,18 +72,34 @@ class ProviderSource(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class FetchResult:
-    """What a fetch did."""
+    """What a fetch did.
+
+    ``fetched``: objects downloaded from their stores (``bytes_fetched``
+    bytes); ``from_cache``: put in place from the fetch cache; ``skipped``:
+    already present with the right content; ``missing``: (path, reason) of
+    the entries skipped because their object or version is gone
+    (``skip_missing``).
+    """
 
     root: Path
     fetched: int
     skipped: int
     bytes_fetched: int
     seconds: float
+    from_cache: int = 0
+    missing: tuple[tuple[str, str], ...] = ()
 
 
 def default_jobs() -> int:
     """Transfers are I/O bound: several per core keep the store busy."""
     return min(64, (os.cpu_count() or 1) * 8)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    skip_missing: bool
+    link: bool
+    parts: PartPolicy
 
 
 def fetch(
@@ -64,236 +108,325 @@ def fetch(
     *,
     providers: ProviderSource,
     blobs: BlobStore,
+    cache: FetchCache | None = None,
     jobs: int | None = None,
-    progress: ProgressCallback | None = None,
+    path_prefix: str | None = None,
+    skip_missing: bool = False,
+    link: bool = True,
+    parts: PartPolicy | None = None,
+    progress: TransferProgress | None = None,
 ) -> FetchResult:
-    """Fetch every entry into ``root``; raise FetchError if any failed."""
+    """Fetch every entry into ``root``; raise FetchError if any failed.
+
+    ``path_prefix`` fetches only the entries whose path starts with it.
+    ``skip_missing`` skips (and reports) entries whose object or pinned
+    version is gone instead of failing. ``link=False`` copies from the cache
+    instead of hard-linking. ``parts`` says when objects are split into
+    ranged parts.
+    """
     started = time.monotonic()
     root = Path(root).absolute()
-    targets = plan(entries, root)
+    selected = [e for e in entries if e.path.startswith(path_prefix or "")]
+    targets = plan(selected, root)
+    if path_prefix and not targets:
+        log.warning("no entry path starts with %r: nothing to fetch", path_prefix)
     root.mkdir(parents=True, exist_ok=True)
-    fetcher = _Fetcher(providers, blobs)
-    outcomes = _run(fetcher, targets, jobs or default_jobs(), progress)
-    result = _summarise(root, outcomes, targets, time.monotonic() - started)
-    log.info(
-        "fetched %d entries (%d bytes), skipped %d present, into %s in %.2f s",
-        result.fetched,
-        result.bytes_fetched,
-        result.skipped,
-        root,
-        result.seconds,
-    )
+    groups = group_targets(targets, cache)
+    if progress is not None:
+        progress.start(len(targets), sum(t.entry.size or 0 for t in targets))
+    options = _Options(skip_missing, link, parts or PartPolicy())
+    run = _Run(providers, blobs, cache, root, options, progress)
+    outcomes = run.execute(groups, jobs or default_jobs())
+    if cache is not None and cache.max_bytes is not None and run.placed:
+        cache.prune()
+    result = _summarise(root, outcomes, time.monotonic() - started)
+    _log_result(result)
     return result
 
 
-def plan(
-    entries: Iterable[ManifestEntry], root: Path
-) -> list[tuple[ManifestEntry, Path]]:
-    """Map entries to target files, refusing any that would land outside root."""
-    resolved_root = root.resolve()
-    targets: list[tuple[ManifestEntry, Path]] = []
-    files: set[str] = set()
-    folders: set[str] = set()
-    for entry in entries:
-        relative = check_entry_path(entry.path)
-        _check_no_clash(relative, files, folders)
-        target = root / relative
-        if not target.resolve().is_relative_to(resolved_root):
-            raise UnsafePathError(
-                f"manifest path {entry.path!r} leads outside {root} through a "
-                "symbolic link; remove the link or fetch into an empty folder"
-            )
-        targets.append((entry, target))
-    return targets
+@dataclasses.dataclass(frozen=True)
+class _Outcome:
+    path: str
+    kind: str  # fetched, cached, present, missing or failed
+    size: int = 0
+    error: Exception | None = None
+    #: bytes of a kept or cached object, which no transfer counted
+    uncounted: int = 0
 
 
-def _check_no_clash(relative: str, files: set[str], folders: set[str]) -> None:
-    parents = relative.split("/")[:-1]
-    prefixes = ["/".join(parents[: i + 1]) for i in range(len(parents))]
-    if relative in files:
-        raise UnsafePathError(
-            f"two manifest paths name the same file {relative!r}; rename one"
-        )
-    clash = relative in folders or any(p in files for p in prefixes)
-    if clash:
-        raise UnsafePathError(
-            f"manifest path {relative!r} is both a file and a folder in this "
-            "artifact; rename one of the entries"
-        )
-    files.add(relative)
-    folders.update(prefixes)
+class _Run:
+    """One fetch on a pool of workers; each group reports its outcomes once."""
 
+    def __init__(
+        self,
+        providers: ProviderSource,
+        blobs: BlobStore,
+        cache: FetchCache | None,
+        root: Path,
+        options: _Options,
+        progress: TransferProgress | None,
+    ) -> None:
+        self._providers = providers
+        self._blobs = blobs
+        self._cache = cache
+        self._root = root.resolve()
+        self._options = options
+        self._progress = progress
+        self._reports: queue.SimpleQueue[list[_Outcome]] = queue.SimpleQueue()
+        self._folders: set[Path] = set()
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self.placed = False
 
-_Outcome = tuple[ManifestEntry, int | None, RefstoreError | None]
+    def execute(self, groups: list[Group], jobs: int) -> list[_Outcome]:
+        # At most a few groups per worker wait in the queue: a manifest of
+        # millions of entries never becomes millions of queued tasks.
+        slots = threading.BoundedSemaphore(jobs * 2)
+        pool = concurrent.futures.ThreadPoolExecutor(jobs, "refstore-fetch")
+        self._pool = pool
+        outcomes: list[_Outcome] = []
+        try:
+            for group in groups:
+                slots.acquire()
+                pool.submit(self._serve_group, group, slots.release)
+            for _ in groups:
+                outcomes.extend(self._reports.get())
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return outcomes
 
+    def _serve_group(self, group: Group, release: Callable[[], None]) -> None:
+        try:
+            self._serve(group)
+        except Exception as exc:  # noqa: BLE001 - reported as this group's outcome
+            self._report([self._failure(t, exc) for t in group.targets])
+        finally:
+            release()
 
-def _run(
-    fetcher: _Fetcher,
-    targets: list[tuple[ManifestEntry, Path]],
-    jobs: int,
-    progress: ProgressCallback | None,
-) -> list[_Outcome]:
-    outcomes: list[_Outcome] = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(fetcher.fetch_one, e, t): e for e, t in targets}
-        for future in concurrent.futures.as_completed(futures):
-            entry = futures[future]
+    def _serve(self, group: Group) -> None:
+        cached = None
+        if self._cache is not None and group.key is not None:
+            cached = self._cache.lookup(group.key, group.entry.size)
+        present, needed = self._split_present(group, cached)
+        if not needed:
+            self._report(present)
+        elif cached is not None:
+            self._report(present + self._link_all(cached, needed, None))
+        elif self._cache is not None and group.key is not None:
+            self._download_to_cache(group, present, needed)
+        else:
+            self._download_to_file(group.targets[0])
+
+    def _split_present(
+        self, group: Group, cached: Path | None
+    ) -> tuple[list[_Outcome], list[Target]]:
+        present, needed = [], []
+        for target in group.targets:
+            if self._is_present(target, cached):
+                present.append(_present(target, "present"))
+            else:
+                needed.append(target)
+        return present, needed
+
+    def _is_present(self, target: Target, cached: Path | None) -> bool:
+        if cached is not None:
+            # A file that is not the cached one is replaced by a link to it:
+            # cheaper than reading it to compare.
+            return FetchCache.is_linked(cached, target.path)
+        try:
+            found = target.path.lstat()
+        except FileNotFoundError:
+            return False
+        checks = Checks.for_entry(target.entry)
+        if not checks.has_checksum or not stat.S_ISREG(found.st_mode):
+            return False
+        if checks.size is not None and found.st_size != checks.size:
+            return False
+        return not checks.check_file(target.path)
+
+    def _download_to_cache(
+        self, group: Group, present: list[_Outcome], needed: list[Target]
+    ) -> None:
+        assert self._cache is not None
+        assert group.key is not None
+        reservation = self._cache.reserve(group.key)
+        if reservation is None:
+            self._retry_later(group)
+            return
+        cached = self._cache.lookup(group.key, group.entry.size)
+        if cached is not None:
+            # Another process finished it while this one waited for the lock.
+            reservation.discard()
+            reservation.close()
+            self._report(present + self._link_all(cached, needed, None))
+            return
+        sink = CacheSink(self._cache, group.key, reservation)
+
+        def done(size: int | None, error: Exception | None) -> None:
+            if error is not None:
+                self._report(present + [self._failure(t, error) for t in needed])
+                return
+            assert sink.cached is not None
+            self.placed = True
+            self._report(present + self._link_all(sink.cached, needed, size))
+
+        self._download(group.entry, sink, done)
+
+    def _retry_later(self, group: Group) -> None:
+        assert self._pool is not None
+        time.sleep(_BUSY_RETRY)
+        self._pool.submit(self._serve_group, group, lambda: None)
+
+    def _download_to_file(self, target: Target) -> None:
+        self._prepare_folder(target.path)
+        sink = FileSink(target.path)
+
+        def done(size: int | None, error: Exception | None) -> None:
+            if error is not None:
+                self._report([self._failure(target, error)])
+            else:
+                self._report([_Outcome(target.entry.path, "fetched", size or 0)])
+
+        self._download(target.entry, sink, done)
+
+    def _download(
+        self,
+        entry: ManifestEntry,
+        sink: Sink,
+        done: Callable[[int | None, Exception | None], None],
+    ) -> None:
+        """Fill ``sink`` with the entry's bytes, then call ``done`` (maybe later)."""
+        opener: Callable[[], BinaryIO]
+        if entry.is_reference:
+            info = entry_info(entry)
+            provider = self._providers.for_ref(info.ref)
+            if self._options.parts.splits(provider, entry.size):
+                assert self._pool is not None
+                parted = PartedDownload(
+                    provider, entry, sink, self._options.parts, self._progress, done
+                )
+                try:
+                    parted.start(self._pool.submit)
+                except Exception as exc:  # noqa: BLE001 - handed to done()
+                    sink.abandon(resumable=False)
+                    done(None, exc)
+                return
+            opener = functools.partial(provider.read, info)
+        else:
+            opener = functools.partial(self._blobs.open, entry.digest)
+        try:
+            with contextlib.closing(opener()) as source:
+                size = stream_into(
+                    source, sink, Checks.for_entry(entry), self._progress, entry
+                )
+            sink.commit()
+        except Exception as exc:  # noqa: BLE001 - handed to done()
+            sink.abandon(resumable=False)
+            done(None, exc)
+            return
+        done(size, None)
+
+    def _link_all(
+        self, cached: Path, targets: list[Target], fetched: int | None
+    ) -> list[_Outcome]:
+        """Link ``cached`` to every target; the first was ``fetched`` bytes."""
+        outcomes = []
+        for index, target in enumerate(targets):
             try:
-                written = future.result()
-            except RefstoreError as exc:
-                log.debug("fetch of %s failed: %s", entry.path, exc)
-                outcomes.append((entry, None, exc))
+                self._prepare_folder(target.path)
+                link_into(cached, target.path, link=self._options.link)
+            except (OSError, CacheMissError, UnsafePathError) as exc:
+                outcomes.append(self._failure(target, exc))
                 continue
-            outcomes.append((entry, written, None))
-            if progress is not None:
-                progress(entry, entry.size or 0)
-    return outcomes
+            if fetched is not None and index == 0:
+                outcomes.append(_Outcome(target.entry.path, "fetched", fetched))
+            else:
+                outcomes.append(_present(target, "cached"))
+        return outcomes
+
+    def _prepare_folder(self, path: Path) -> None:
+        # Checked again at write time: a folder replaced by a symbolic link
+        # after planning must not lead the write out of the destination.
+        folder = path.parent
+        if folder in self._folders:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        if not folder.resolve().is_relative_to(self._root):
+            raise UnsafePathError(
+                f"{folder} leads outside {self._root} through a symbolic link "
+                "made after the fetch was planned; nothing was written there"
+            )
+        self._folders.add(folder)
+
+    def _failure(self, target: Target, error: Exception) -> _Outcome:
+        if self._options.skip_missing and isinstance(error, ObjectNotFoundError):
+            return _Outcome(target.entry.path, "missing", 0, error)
+        return _Outcome(target.entry.path, "failed", 0, error)
+
+    def _report(self, outcomes: list[_Outcome]) -> None:
+        if self._progress is not None:
+            for outcome in outcomes:
+                self._progress.object_done(outcome.uncounted)
+        self._reports.put(outcomes)
 
 
-def _summarise(
-    root: Path,
-    outcomes: list[_Outcome],
-    targets: list[tuple[ManifestEntry, Path]],
-    seconds: float,
-) -> FetchResult:
-    failures = [(e.path, err) for e, _, err in outcomes if err is not None]
+def _present(target: Target, kind: str) -> _Outcome:
+    return _Outcome(target.entry.path, kind, uncounted=target.entry.size or 0)
+
+
+def _summarise(root: Path, outcomes: list[_Outcome], seconds: float) -> FetchResult:
+    failures = sorted(
+        (o.path, _as_refstore_error(o.path, o.error))
+        for o in outcomes
+        if o.kind == "failed" and o.error is not None
+    )
     if failures:
-        failures.sort(key=lambda failure: failure[0])
         shown = "; ".join(f"{path}: {err}" for path, err in failures[:5])
         more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
         raise FetchError(
-            f"{len(failures)} of {len(targets)} entries could not be fetched "
+            f"{len(failures)} of {len(outcomes)} entries could not be fetched "
             f"into {root}: {shown}{more}",
             failures,
         )
-    written = [w for _, w, _ in outcomes if w is not None]
+    kinds = [o.kind for o in outcomes]
     return FetchResult(
         root=root,
-        fetched=len(written),
-        skipped=len(outcomes) - len(written),
-        bytes_fetched=sum(written),
+        fetched=kinds.count("fetched"),
+        skipped=kinds.count("present"),
+        bytes_fetched=sum(o.size for o in outcomes if o.kind == "fetched"),
         seconds=seconds,
+        from_cache=kinds.count("cached"),
+        missing=tuple(
+            sorted((o.path, str(o.error)) for o in outcomes if o.kind == "missing")
+        ),
     )
 
 
-class _Fetcher:
-    """Fetches one entry at a time; safe to share between threads."""
-
-    def __init__(self, providers: ProviderSource, blobs: BlobStore) -> None:
-        self._providers = providers
-        self._blobs = blobs
-
-    def fetch_one(self, entry: ManifestEntry, target: Path) -> int | None:
-        """Fetch one entry; return the bytes written, None when skipped."""
-        checks = _Checks.for_entry(entry)
-        if checks.matches_file(target):
-            return None
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.closing(self._open(entry)) as source:
-            return _write_atomically(source, target, checks, entry)
-
-    def _open(self, entry: ManifestEntry) -> BinaryIO:
-        if not entry.is_reference:
-            return self._blobs.open(entry.digest)
-        ref = entry.object_ref()
-        provider = self._providers.for_ref(ref)
-        etag = entry.etag if entry.checksummed else None
-        info = ObjectInfo(ref=ref, size=entry.size or 0, etag=etag)
-        return provider.read(info)
+def _as_refstore_error(path: str, error: Exception | None) -> RefstoreError:
+    if isinstance(error, RefstoreError):
+        return error
+    if isinstance(error, OSError | CacheMissError):
+        return RefstoreError(f"cannot write {path!r} here: {error}")
+    # Anything else is a bug in refstore; it must not pass for a failed entry.
+    raise RuntimeError(f"fetching {path!r} failed unexpectedly") from error
 
 
-@dataclasses.dataclass(frozen=True)
-class _Checks:
-    """Everything a file's bytes can be checked against."""
-
-    size: int | None
-    md5: str | None
-    sha256: str | None
-
-    @classmethod
-    def for_entry(cls, entry: ManifestEntry) -> _Checks:
-        md5 = entry.extra.get("md5")
-        if md5 is None and entry.etag_is_md5:
-            md5 = entry.etag
-        sha256 = entry.extra.get("sha256")
-        if not entry.is_reference:
-            sha256 = entry.digest
-        return cls(
-            size=entry.size,
-            md5=md5 if _is_hex(md5, 32) else None,
-            sha256=sha256 if _is_hex(sha256, 64) else None,
+def _log_result(result: FetchResult) -> None:
+    rate = result.bytes_fetched / result.seconds / 1e6 if result.seconds else 0.0
+    log.info(
+        "fetched %d objects (%d bytes, %.1f MB/s) from their stores, %d from the "
+        "cache, kept %d present, skipped %d missing, into %s in %.2f s",
+        result.fetched,
+        result.bytes_fetched,
+        rate,
+        result.from_cache,
+        result.skipped,
+        len(result.missing),
+        result.root,
+        result.seconds,
+    )
+    if result.missing:
+        log.warning(
+            "skipped %d entries whose object or version is gone, e.g. %s: %s",
+            len(result.missing),
+            *result.missing[0],
         )
-
-    @property
-    def has_checksum(self) -> bool:
-        return self.md5 is not None or self.sha256 is not None
-
-    def matches_file(self, path: Path) -> bool:
-        """True when ``path`` already holds exactly the expected bytes."""
-        if not self.has_checksum or not path.is_file() or path.is_symlink():
-            return False
-        if self.size is not None and path.stat().st_size != self.size:
-            return False
-        hashers = self.hashers()
-        with path.open("rb") as stream:
-            while chunk := stream.read(_CHUNK):
-                for hasher in hashers.values():
-                    hasher.update(chunk)
-        return not self.mismatches(hashers, None)
-
-    def hashers(self) -> dict[str, hashlib._Hash]:
-        hashers = {}
-        if self.md5 is not None:
-            hashers["md5"] = hashlib.md5(usedforsecurity=False)
-        if self.sha256 is not None:
-            hashers["sha256"] = hashlib.sha256()
-        return hashers
-
-    def mismatches(
-        self, hashers: dict[str, hashlib._Hash], size: int | None
-    ) -> list[str]:
-        problems = []
-        if size is not None and self.size is not None and size != self.size:
-            problems.append(f"size {size} != recorded {self.size}")
-        for name, hasher in hashers.items():
-            expected = getattr(self, name)
-            if hasher.hexdigest() != expected:
-                problems.append(f"{name} {hasher.hexdigest()} != recorded {expected}")
-        return problems
-
-
-def _write_atomically(
-    source: BinaryIO, target: Path, checks: _Checks, entry: ManifestEntry
-) -> int:
-    # The temporary name can never be mistaken for a target: entry paths
-    # cannot end in this suffix's random part, and a crash leaves only it.
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.refstore-part")
-    hashers = checks.hashers()
-    size = 0
-    try:
-        with tmp.open("xb") as out:
-            while chunk := source.read(_CHUNK):
-                out.write(chunk)
-                size += len(chunk)
-                for hasher in hashers.values():
-                    hasher.update(chunk)
-        problems = checks.mismatches(hashers, size)
-        if problems:
-            raise IntegrityError(
-                f"{_origin(entry)} does not match its record ({'; '.join(problems)}); "
-                "the stored object changed or was corrupted: verify the artifact"
-            )
-        tmp.replace(target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return size
-
-
-def _origin(entry: ManifestEntry) -> str:
-    if entry.ref is None:
-        return f"copied file {entry.path!r}"
-    return str(parse_uri(entry.ref).with_version(entry.version_id))
-
-
-def _is_hex(value: object, length: int) -> bool:
-    return isinstance(value, str) and len(value) == length and set(value) <= _HEX64

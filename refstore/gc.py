@@ -17,16 +17,28 @@ import datetime
 import logging
 import time
 from collections.abc import Iterable
+from typing import Protocol, runtime_checkable
 
 from refstore.blobs import BlobStore
 from refstore.catalog.base import Catalog, VersionRecord
 from refstore.manifest import read_stored
 
-__all__ = ["DEFAULT_GRACE", "GcReport", "collect"]
+__all__ = ["DEFAULT_GRACE", "GcReport", "RemoteCollector", "collect"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_GRACE = datetime.timedelta(hours=1)
+
+
+@runtime_checkable
+class RemoteCollector(Protocol):
+    """A catalog whose blobs live at a service, which collects them itself."""
+
+    def collect_garbage(
+        self, *, dry_run: bool, grace: datetime.timedelta
+    ) -> tuple[list[VersionRecord], list[str], int]:
+        """Expired versions, blobs and freed bytes, as the service reports them."""
+        ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +59,9 @@ def collect(
     grace: datetime.timedelta = DEFAULT_GRACE,
 ) -> GcReport:
     """Delete expired versions and unneeded blobs (``dry_run``: only list them)."""
+    if isinstance(catalog, RemoteCollector):
+        versions, blobs, freed = catalog.collect_garbage(dry_run=dry_run, grace=grace)
+        return GcReport(versions, blobs, freed, dry_run)
     started = time.monotonic()
     expired = catalog.expired_versions() if dry_run else catalog.delete_expired()
     needed = _needed_blobs(catalog.blobs, catalog.live_manifest_blobs())

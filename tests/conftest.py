@@ -76,6 +76,13 @@ def start_or_skip(name: str, workdir: Path, **options: Any) -> emulators.Emulato
         pytest.skip(str(exc))
 
 
+@pytest.fixture(params=["embedded", "service"])
+def catalog_mode(request: pytest.FixtureRequest) -> str:
+    """Where workflow tests keep their catalog: embedded, or behind a service."""
+    mode: str = request.param
+    return mode
+
+
 @pytest.fixture(scope="session")
 def moto_server(
     tmp_path_factory: pytest.TempPathFactory, _isolated_aws_env: None

@@ -17,9 +17,19 @@ from refstore.uri import ObjectRef
 class Workspace:
     """A refstore home wired to one S3 emulator, with a context and an API."""
 
-    def __init__(self, s3: Any, home: Path, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        s3: Any,
+        home: Path,
+        clock: Clock | None = None,
+        *,
+        url: str | None = None,
+        token: str | None = None,
+    ) -> None:
         self.s3 = s3
-        self.settings = Settings(home=home, stores=s3.settings.stores)
+        self.settings = Settings(
+            home=home, stores=s3.settings.stores, url=url, token=token
+        )
         self.context = Context(self.settings, clock)
         self.api = Api(context=Context(self.settings, clock))
 

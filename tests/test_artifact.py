@@ -1,4 +1,4 @@
-"""Artifacts end to end on S3 (moto over HTTP) and the SQLite catalog."""
+"""Artifacts end to end on S3 (moto over HTTP), embedded and through the service."""
 
 from __future__ import annotations
 
@@ -17,15 +17,15 @@ from refstore.errors import (
     UnsafePathError,
 )
 from tests.helpers import Workspace, files_under
+from tests.service import workspace
 
 PROJECT = "acme/vision"
 
 
 @pytest.fixture
-def ws(moto_s3: Any, tmp_path: Path) -> Iterator[Workspace]:
-    workspace = Workspace(moto_s3, tmp_path / "home")
-    yield workspace
-    workspace.close()
+def ws(moto_s3: Any, tmp_path: Path, catalog_mode: str) -> Iterator[Workspace]:
+    with workspace(catalog_mode, moto_s3, tmp_path) as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from refstore.cache import FetchCache
+from refstore.checksums import crc32c
 from refstore.errors import (
     FetchError,
     IntegrityError,
     UnsafePathError,
     VersionNotFoundError,
 )
-from refstore.fetch import fetch
+from refstore.fetch import PartPolicy, fetch
+from refstore.fetch_plan import plan
 from refstore.manifest import Manifest, ManifestEntry
+from refstore.uri import ObjectRef
 from tests.helpers import Workspace, files_under
 
 PROJECT = "acme/fetch"
@@ -235,3 +242,177 @@ def test_a_path_that_is_file_and_folder_is_refused(
 
     with pytest.raises(UnsafePathError, match="both a file and a folder"):
         _fetch(ws, entries, tmp_path / "out")
+
+
+# Ranged parts, checksums, partial fetches, missing objects
+
+
+def _pinned(
+    ws: Workspace, bucket: str, key: str, body: bytes, path: str | None = None
+) -> ManifestEntry:
+    """The entry a capture would record for ``body`` just written at ``key``."""
+    ws.put(bucket, key, body)
+    info = ws.context.providers.for_scheme("s3").stat(ObjectRef("s3", bucket, key))
+    return ManifestEntry.from_info(path or key, info)
+
+
+def test_a_large_object_comes_in_ranged_parts_at_its_version(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    bucket = ws.s3.make_bucket()
+    old = os.urandom(200_000)
+    entry = _pinned(ws, bucket, "big.bin", old)
+    ws.put(bucket, "big.bin", os.urandom(200_000))
+    before = _gets(ws)
+    sent: list[Any] = []
+    # Observes the requests the provider's own client sends; changes nothing
+    # (a before-send handler that returns None lets the request go).
+    client = ws.context.providers.for_scheme("s3")._client(entry.object_ref())
+
+    def observe(request: Any, **_: Any) -> None:
+        sent.append(request)
+
+    client.meta.events.register("before-send.s3.GetObject", observe)
+
+    result = fetch(
+        [entry],
+        tmp_path / "out",
+        providers=ws.context.providers,
+        blobs=ws.context.blobs,
+        cache=FetchCache(tmp_path / "cache"),
+        parts=PartPolicy(threshold=100_000, size=32_768),
+    )
+
+    assert (tmp_path / "out" / "big.bin").read_bytes() == old
+    assert _gets(ws) - before == 7  # ceil(200000 / 32768) ranged GetObjects
+    assert all(f"versionId={entry.version_id}" in r.url for r in sent)
+    assert sorted(r.headers["Range"].decode() for r in sent) == sorted(
+        f"bytes={a}-{min(a + 32_768, 200_000) - 1}" for a in range(0, 200_000, 32_768)
+    )
+    assert (result.fetched, result.bytes_fetched) == (1, 200_000)
+    assert list((tmp_path / "cache" / "tmp").iterdir()) == []
+
+
+def test_a_wrong_recorded_crc32c_fails_the_parted_download(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    bucket = ws.s3.make_bucket()
+    entry = _pinned(ws, bucket, "big.bin", os.urandom(100_000))
+    wrong = base64.b64encode(crc32c(b"other").to_bytes(4, "big")).decode()
+    entry = dataclasses.replace(entry, extra={**entry.extra, "crc32c": wrong})
+
+    with pytest.raises(FetchError, match="crc32c") as caught:
+        fetch(
+            [entry],
+            tmp_path / "out",
+            providers=ws.context.providers,
+            blobs=ws.context.blobs,
+            cache=FetchCache(tmp_path / "cache"),
+            parts=PartPolicy(threshold=50_000, size=20_000),
+        )
+
+    assert caught.value.exit_code == 1
+    assert list((tmp_path / "out").iterdir()) == []
+    assert list((tmp_path / "cache" / "tmp").iterdir()) == []
+    assert FetchCache(tmp_path / "cache").usage().objects == 0
+
+
+def test_path_prefix_fetches_only_those_entries(ws: Workspace, tmp_path: Path) -> None:
+    bucket = ws.s3.make_bucket()
+    entries = [
+        _pinned(ws, bucket, key, key.encode())
+        for key in ("images/a.png", "images/b.png", "labels.csv", "images2/c.png")
+    ]
+
+    result = fetch(
+        entries,
+        tmp_path / "out",
+        providers=ws.context.providers,
+        blobs=ws.context.blobs,
+        path_prefix="images/",
+    )
+
+    assert files_under(tmp_path / "out") == {
+        "images/a.png": b"images/a.png",
+        "images/b.png": b"images/b.png",
+    }
+    assert result.fetched == 2
+
+
+def test_skip_missing_skips_gone_objects_and_versions_and_says_so(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    bucket = ws.s3.make_bucket()
+    kept = _pinned(ws, bucket, "kept.txt", b"kept")
+    gone = _pinned(ws, bucket, "gone.txt", b"gone")
+    ws.s3.client.delete_object(Bucket=bucket, Key="gone.txt", VersionId=gone.version_id)
+    missing_bucket = ManifestEntry(
+        path="nowhere.txt", digest="e", ref=f"s3://{bucket}/never-written.txt", size=1
+    )
+    entries = [kept, gone, missing_bucket]
+
+    with pytest.raises(FetchError):
+        _fetch(ws, entries, tmp_path / "strict")
+    result = fetch(
+        entries,
+        tmp_path / "out",
+        providers=ws.context.providers,
+        blobs=ws.context.blobs,
+        skip_missing=True,
+    )
+
+    assert files_under(tmp_path / "out") == {"kept.txt": b"kept"}
+    assert [path for path, _ in result.missing] == ["gone.txt", "nowhere.txt"]
+    assert "no longer exists" in result.missing[0][1]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("C:\\Windows\\escape.txt", id="drive-backslash"),
+        pytest.param("C:escape.txt", id="drive-relative"),
+        pytest.param("\\\\server\\share\\escape.txt", id="unc"),
+        pytest.param("..\\escape.txt", id="parent-backslash"),
+        pytest.param("a/.. /escape.txt", id="dots-and-space"),
+        pytest.param("a/.../escape.txt", id="three-dots"),
+        pytest.param("//server/share/escape.txt", id="unc-slashes"),
+    ],
+)
+def test_windows_path_forms_are_refused_on_every_platform(
+    ws: Workspace, tmp_path: Path, path: str
+) -> None:
+    entry = ManifestEntry(path=path, digest="d", ref="s3://bucket-a/x", size=1)
+
+    with pytest.raises(UnsafePathError):
+        _fetch(ws, [entry], tmp_path / "out")
+
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("data/file.txt:stream", id="alternate-stream"),
+        pytest.param("data/CON", id="device"),
+        pytest.param("data/nul.txt", id="device-with-extension"),
+        pytest.param("data/trailing.", id="trailing-dot"),
+        pytest.param("data/trailing ", id="trailing-space"),
+    ],
+)
+def test_names_windows_misreads_are_refused_there(path: str, tmp_path: Path) -> None:
+    entry = ManifestEntry(path=path, digest="d", ref="s3://bucket-a/x", size=1)
+
+    with pytest.raises(UnsafePathError):
+        plan([entry], tmp_path, windows=True)
+    assert len(plan([entry], tmp_path, windows=False)) == 1
+
+
+def test_paths_differing_in_case_clash_where_names_ignore_case(tmp_path: Path) -> None:
+    entries = [
+        ManifestEntry(path=p, digest="d", ref=f"s3://bucket-a/{p}", size=1)
+        for p in ("Data/a.txt", "data/A.txt")
+    ]
+
+    with pytest.raises(UnsafePathError, match="same file"):
+        plan(entries, tmp_path, case_insensitive=True)
+    assert len(plan(entries, tmp_path, case_insensitive=False)) == 2

@@ -1,4 +1,4 @@
-"""Aliases, edits, deletes, TTLs and gc end to end (moto S3, SQLite catalog).
+"""Aliases, edits, deletes, TTLs and gc end to end (moto S3; embedded and service).
 
 Time is a :class:`ManualClock` shared by the workspace's contexts, so expiry
 is tested by moving it, not by waiting.
@@ -17,6 +17,7 @@ import refstore
 from refstore.errors import ConflictError, NotFoundError, RefstoreError
 from tests.catalog.clock import START, ManualClock
 from tests.helpers import Workspace
+from tests.service import workspace
 
 PROJECT = "acme/vision"
 DAY = datetime.timedelta(days=1)
@@ -28,10 +29,11 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def ws(moto_s3: Any, tmp_path: Path, clock: ManualClock) -> Iterator[Workspace]:
-    workspace = Workspace(moto_s3, tmp_path / "home", clock)
-    yield workspace
-    workspace.close()
+def ws(
+    moto_s3: Any, tmp_path: Path, clock: ManualClock, catalog_mode: str
+) -> Iterator[Workspace]:
+    with workspace(catalog_mode, moto_s3, tmp_path, clock) as opened:
+        yield opened
 
 
 @pytest.fixture
@@ -40,6 +42,14 @@ def bucket(ws: Workspace) -> str:
     for i in range(3):
         ws.put(name, f"data/{i}.csv", f"row {i}\n".encode())
     return name
+
+
+def embedded_only(catalog_mode: str) -> None:
+    if catalog_mode == "service":
+        pytest.skip(
+            "these look into the local blob store; a service collects its own "
+            "(tests/server/test_process.py)"
+        )
 
 
 def log(
@@ -207,8 +217,9 @@ def test_ttl_set_on_a_logged_version(ws: Workspace, bucket: str) -> None:
 
 
 def test_gc_deletes_expired_versions_and_their_blobs_only(
-    ws: Workspace, bucket: str, tmp_path: Path, clock: ManualClock
+    ws: Workspace, bucket: str, tmp_path: Path, clock: ManualClock, catalog_mode: str
 ) -> None:
+    embedded_only(catalog_mode)
     notes = tmp_path / "notes.txt"
     notes.write_text("only in the expiring version\n")
     shared = tmp_path / "shared.txt"
@@ -249,7 +260,10 @@ def test_gc_deletes_expired_versions_and_their_blobs_only(
     assert bucket_state(ws, bucket) == before_bucket
 
 
-def test_gc_spares_young_blobs(ws: Workspace, tmp_path: Path) -> None:
+def test_gc_spares_young_blobs(
+    ws: Workspace, tmp_path: Path, catalog_mode: str
+) -> None:
+    embedded_only(catalog_mode)
     stray = tmp_path / "stray.txt"
     stray.write_text("written by a save that has not logged yet\n")
     digest, _ = ws.context.blobs.put_file(stray)

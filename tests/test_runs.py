@@ -1,4 +1,4 @@
-"""Runs end to end on S3 (moto) and the SQLite catalog: init, resume, lineage."""
+"""Runs end to end on S3 (moto), embedded and through the service: lineage too."""
 
 from __future__ import annotations
 
@@ -17,15 +17,15 @@ from refstore.errors import ConflictError, NotFoundError, RefstoreError
 from refstore.run import Run
 from refstore.runs import current_run
 from tests.helpers import Workspace
+from tests.service import workspace
 
 PROJECT = "acme/vision"
 
 
 @pytest.fixture
-def ws(moto_s3: Any, tmp_path: Path) -> Iterator[Workspace]:
-    workspace = Workspace(moto_s3, tmp_path / "home")
-    yield workspace
-    workspace.close()
+def ws(moto_s3: Any, tmp_path: Path, catalog_mode: str) -> Iterator[Workspace]:
+    with workspace(catalog_mode, moto_s3, tmp_path) as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import refstore
 from refstore.errors import RefstoreError
 from refstore.sweep_space import parse_sweep_config
 from tests.helpers import Workspace
+from tests.service import workspace
 
 PROJECT = "acme/vision"
 GRID = {
@@ -27,10 +28,9 @@ GRID = {
 
 
 @pytest.fixture
-def ws(moto_s3: Any, tmp_path: Path) -> Iterator[Workspace]:
-    workspace = Workspace(moto_s3, tmp_path / "home")
-    yield workspace
-    workspace.close()
+def ws(moto_s3: Any, tmp_path: Path, catalog_mode: str) -> Iterator[Workspace]:
+    with workspace(catalog_mode, moto_s3, tmp_path) as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 
 :func:`open_catalog` picks the implementation from the settings'
 ``catalog_url`` (``REFSTORE_URL``): a path, ``sqlite:///...`` or
-``postgresql://...`` opens the SQL catalog; ``http(s)://...`` will name a
-refstore server.
+``postgresql://...`` opens the SQL catalog; ``http(s)://...`` names a
+refstore service, spoken to by :class:`refstore.catalog.http.HttpCatalog`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from refstore.catalog.base import (
     VersionRecord,
 )
 from refstore.config import Settings
-from refstore.errors import CatalogError, ConfigError
+from refstore.errors import ConfigError
 
 __all__ = [
     "ArtifactRecord",
@@ -47,16 +47,15 @@ def open_catalog(settings: Settings, clock: Clock | None = None) -> Catalog:
     """The catalog ``settings.catalog_url`` names, with the blob store beside it.
 
     ``clock`` (UTC-aware times) decides what has expired; the system clock
-    by default.
+    by default. A service keeps its own clock, so ``clock`` does not apply
+    to it.
     """
     url = settings.catalog_url
     scheme = _scheme(url)
     if scheme in ("http", "https"):
-        raise CatalogError(
-            f"the refstore service client is not available yet, so {_redacted(url)} "
-            "cannot be used as a catalog; set REFSTORE_URL to a path, "
-            "sqlite:////absolute/path/catalog.db or postgresql://user@host/database"
-        )
+        from refstore.catalog.http import HttpCatalog
+
+        return HttpCatalog.from_settings(settings)
     if scheme and scheme not in _SQL_SCHEMES:
         raise ConfigError(
             f"REFSTORE_URL={_redacted(url)} names no catalog refstore knows: use a "

@@ -35,11 +35,16 @@ __all__ = [
     "UtcDateTime",
     "aliases",
     "artifacts",
+    "entities",
     "lineage_edges",
+    "memberships",
     "metadata",
+    "project_blobs",
     "projects",
+    "request_keys",
     "runs",
     "sweeps",
+    "tokens",
     "version_tags",
     "versions",
 ]
@@ -240,4 +245,84 @@ lineage_edges = Table(
     ),
     CheckConstraint("kind IN ('logged', 'used')", name="ck_lineage_edges_kind"),
     Index("ix_lineage_edges_version_id_kind", "version_id", "kind"),
+)
+
+
+# Identity and access (revision 0003): users and teams share the entity
+# namespace that projects are named under.
+
+
+def _entity(column: str, child: str) -> Column[int]:
+    return Column(
+        column,
+        Integer,
+        ForeignKey("entities.id", name=f"fk_{child}_{column}", ondelete="CASCADE"),
+        nullable=False,
+    )
+
+
+entities = Table(
+    "entities",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("is_admin", Boolean, nullable=False, server_default=false()),
+    _timestamp("created_at"),
+    UniqueConstraint("name", name="uq_entities_name"),
+    CheckConstraint("kind IN ('user', 'team')", name="ck_entities_kind"),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _entity("team_id", "memberships"),
+    _entity("user_id", "memberships"),
+    Column("role", String(8), nullable=False),
+    _timestamp("created_at"),
+    UniqueConstraint("team_id", "user_id", name="uq_memberships_team_id_user_id"),
+    CheckConstraint("role IN ('member', 'admin')", name="ck_memberships_role"),
+    Index("ix_memberships_user_id", "user_id"),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _entity("user_id", "tokens"),
+    Column("label", String(128), nullable=False),
+    # sha256 of the token; the token itself is shown once and never stored.
+    Column("digest", String(64), nullable=False),
+    _timestamp("created_at"),
+    _timestamp("last_used_at", nullable=True),
+    UniqueConstraint("digest", name="uq_tokens_digest"),
+    Index("ix_tokens_user_id", "user_id"),
+)
+
+project_blobs = Table(
+    "project_blobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _parent("project", "project_blobs"),
+    Column("digest", String(64), nullable=False),
+    _timestamp("created_at"),
+    UniqueConstraint("project_id", "digest", name="uq_project_blobs_project_id_digest"),
+    Index("ix_project_blobs_digest", "digest"),
+)
+
+request_keys = Table(
+    "request_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key", String(64), nullable=False),
+    Column("principal", String(128), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("project", String(257), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("created", Boolean, nullable=False, server_default=false()),
+    _timestamp("created_at"),
+    UniqueConstraint("key", name="uq_request_keys_key"),
+    Index("ix_request_keys_created_at", "created_at"),
 )

@@ -18,6 +18,10 @@ marker says so with ``lists_noncurrent_versions = True``; only then may
 shared code read "absent from the listing" as "gone" (see
 :func:`lists_noncurrent_versions`). Some emulators list live objects only.
 
+A store whose ranged reads cost as much as a whole read says so with
+``parallel_ranges = False``; the fetcher then reads large objects in one
+piece instead of in parallel ranged parts (:mod:`refstore.transfer`).
+
 A provider that can read a bucket's lifecycle rules also implements
 :class:`LifecycleProvider`; the verifier warns about rules that expire pinned
 versions. Providers without it still conform to :class:`Provider`.

@@ -96,6 +96,9 @@ class FsspecProvider:
     # No versions exist, so one find shows every version there is: a file
     # absent from it is gone.
     lists_noncurrent_versions: ClassVar[bool] = True
+    # A ranged read of a local file hashes the whole file first, and other
+    # protocols ask info() each time: parallel parts would cost more.
+    parallel_ranges: ClassVar[bool] = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

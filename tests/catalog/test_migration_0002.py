@@ -125,7 +125,7 @@ def test_upgrading_a_0001_catalog_keeps_its_data(
     fill_0001(connection)
 
     with SqlCatalog(catalog_url, blobs) as catalog:
-        assert current_revision(catalog_url) == migrations.HEAD == "0002"
+        assert current_revision(catalog_url) == migrations.HEAD
         records = catalog.list_versions(PROJECT, NAME)
         assert [(r.version, r.aliases) for r in records] == [
             (0, ("best",)),

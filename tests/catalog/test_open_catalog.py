@@ -11,6 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from refstore.blobs import BlobStore
 from refstore.catalog import engine, open_catalog
+from refstore.catalog.http import HttpCatalog
 from refstore.catalog.sql import SqlCatalog
 from refstore.config import Settings
 from refstore.errors import CatalogError, ConfigError
@@ -47,11 +48,15 @@ def test_postgresql_urls_open_the_sql_catalog(
         assert catalog.list_projects() == []
 
 
-def test_the_service_is_not_available_yet(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path, url="https://refstore.example.com")
+def test_http_urls_open_the_service_client_without_contacting_it(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(home=tmp_path, url="https://refstore.example.com/team/")
 
-    with pytest.raises(CatalogError, match="service client is not available yet"):
-        open_catalog(settings)
+    with closing(open_catalog(settings)) as catalog:
+        assert isinstance(catalog, HttpCatalog)
+        assert catalog.transport.url == "https://refstore.example.com/team"
+        assert catalog.blobs.root == tmp_path / "blobs"
 
 
 @pytest.mark.parametrize(
