@@ -88,6 +88,7 @@ from refstore.providers.azure_client import (
 )
 from refstore.providers.base import RequestCounter, Versioning
 from refstore.providers.streams import TranslatedStream
+from refstore.providers.translation import Rules, apply_rules
 from refstore.uri import ObjectRef
 
 if TYPE_CHECKING:
@@ -388,10 +389,7 @@ def translate_error(exc: Exception, ref: ObjectRef, endpoint: str) -> RefstoreEr
     """The refstore error for an azure-core failure concerning ``ref``."""
     if isinstance(exc, HttpResponseError) and exc.response is not None:
         failure = _Failure.of(exc, ref, endpoint)
-        for matches, build in _RULES:
-            if matches(failure):
-                return build(failure)
-        return _refused(failure)
+        return apply_rules(failure, _RULES, _refused)
     if isinstance(exc, ClientAuthenticationError):
         return CredentialsError(
             f"no usable Azure credentials for {ref.location} "
@@ -488,9 +486,7 @@ def _refused(failure: _Failure) -> RefstoreError:
     )
 
 
-_RULES: tuple[
-    tuple[Callable[[_Failure], bool], Callable[[_Failure], RefstoreError]], ...
-] = (
+_RULES: Rules[_Failure] = (
     (_is_container_missing, _container_missing),
     (_is_version_gone, _version_gone),
     (_is_blob_missing, _blob_missing),

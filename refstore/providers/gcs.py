@@ -86,6 +86,7 @@ from refstore.providers.gcs_client import (
 )
 from refstore.providers.gcs_client import operation as gcs_operation
 from refstore.providers.streams import TranslatedStream
+from refstore.providers.translation import Rules, apply_rules
 from refstore.uri import ObjectRef
 
 if TYPE_CHECKING:
@@ -532,10 +533,7 @@ def translate_error(exc: Exception, ref: ObjectRef, endpoint: str) -> RefstoreEr
         return translate_error(exc.cause, ref, endpoint)
     if isinstance(exc, api_exceptions.GoogleAPICallError):
         failure = _Failure.of(exc, ref, endpoint)
-        for matches, build in _RULES:
-            if matches(failure):
-                return build(failure)
-        return _refused(failure)
+        return apply_rules(failure, _RULES, _refused)
     if isinstance(exc, GoogleAuthError):
         return CredentialsError(
             f"no usable Google credentials for {ref.location} ({exc}); "
@@ -652,9 +650,7 @@ def _refused(failure: _Failure) -> RefstoreError:
     )
 
 
-_RULES: tuple[
-    tuple[Callable[[_Failure], bool], Callable[[_Failure], RefstoreError]], ...
-] = (
+_RULES: Rules[_Failure] = (
     (_is_bucket_missing, _bucket_missing),
     (_is_version_gone, _version_gone),
     (_is_object_missing, _object_missing),

@@ -81,6 +81,7 @@ from refstore.errors import (
 from refstore.manifest import ObjectInfo
 from refstore.providers.base import LifecycleRule, RequestCounter, Versioning
 from refstore.providers.streams import TranslatedStream
+from refstore.providers.translation import Rules, apply_rules
 from refstore.uri import ObjectRef
 
 if TYPE_CHECKING:
@@ -591,10 +592,7 @@ def translate_error(exc: Exception, ref: ObjectRef, endpoint: str) -> RefstoreEr
     """The refstore error for a botocore failure concerning ``ref``."""
     if isinstance(exc, ClientError):
         failure = _Failure.of(exc, ref, endpoint)
-        for matches, build in _RULES:
-            if matches(failure):
-                return build(failure)
-        return _refused(failure)
+        return apply_rules(failure, _RULES, _refused)
     if isinstance(exc, _CREDENTIAL_FAILURES):
         return CredentialsError(
             f"no usable AWS credentials for {ref.location} ({exc}); {_CREDENTIALS_HINT}"
@@ -711,9 +709,7 @@ def _refused(failure: _Failure) -> RefstoreError:
     )
 
 
-_RULES: tuple[
-    tuple[Callable[[_Failure], bool], Callable[[_Failure], RefstoreError]], ...
-] = (
+_RULES: Rules[_Failure] = (
     (_is_bucket_missing, _bucket_missing),
     (_is_version_gone, _version_gone),
     (_is_object_missing, _object_missing),
