@@ -3,13 +3,19 @@
 Fills a versioned bucket with N small objects and a few large ones, captures
 them as refstore would, then measures in the same run:
 
-* raw: boto3 GetObject of every object version (body read and dropped) from
-  a thread pool of ``--jobs`` threads: the store's limit, no bookkeeping;
+* raw GETs: boto3 GetObject of every object version (body read and dropped)
+  from a thread pool of ``--jobs`` threads: the store's limit, no
+  bookkeeping;
+* raw GETs into files: the same, each body written to a new file: the limit
+  for anything that lands the bytes on disk (this machine's disk included);
 * refstore cold: ``fetch()`` into an empty folder with an empty cache (large
-  objects in ranged parts, every checksum checked, atomic writes);
+  objects in ranged parts, every checksum checked, atomic writes, cached);
 * refstore warm: ``fetch()`` into another empty folder from the warm cache.
 
-Raw and cold alternate for ``--rounds`` rounds; each reports its best round.
+The first three run in every round, in a rotating order; each reports its
+median round, and its share of raw is the median of the per-round ratios
+(rounds measured side by side drift together on a noisy machine). CPU is
+the benchmark process's (user + system), which leaves the emulator out.
 Run from the repository root::
 
     .venv/bin/python -m benchmarks.fetch                  # 2000 x 64 KiB + 3 x 64 MiB
@@ -25,6 +31,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -46,21 +53,44 @@ KIB = 1024
 MIB = 1024 * KIB
 
 
+RAW = "raw GETs"
+FILES = "raw GETs into files"
+COLD = "refstore cold"
+WARM = "refstore warm cache"
+
+
 @dataclasses.dataclass(frozen=True)
-class Run:
-    name: str
+class Sample:
+    """One method in one round."""
+
     seconds: float
-    objects: int
-    size: int
+    cpu: float
     requests: int
 
-    @property
-    def mb_per_second(self) -> float:
-        return self.size / self.seconds / 1e6
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """One method over every round it ran in."""
+
+    name: str
+    samples: list[Sample]
+    objects: int
+    size: int
+    #: median of raw's seconds / this method's seconds, round by round
+    share_of_raw: float | None
+    share_of_files: float | None
 
     @property
-    def objects_per_second(self) -> float:
-        return self.objects / self.seconds
+    def seconds(self) -> float:
+        return statistics.median(s.seconds for s in self.samples)
+
+    @property
+    def cpu(self) -> float:
+        return statistics.median(s.cpu for s in self.samples)
+
+    @property
+    def requests(self) -> int:
+        return self.samples[0].requests
 
 
 def main() -> None:
@@ -83,7 +113,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument(
         "--jobs", type=int, default=default_jobs(), help="workers for both methods"
     )
-    parser.add_argument("--rounds", type=int, default=2, help="raw/cold rounds (2)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds (5)")
     parser.add_argument(
         "--emulator", choices=["moto", "localstack"], default="moto", help="(moto)"
     )
@@ -108,29 +138,27 @@ def _s3(emulator: str, workdir: Path) -> Iterator[S3Env]:
 
 def _benchmark(env: S3Env, scratch: Path, args: argparse.Namespace) -> None:
     entries = _fill(env, args)
-    size = sum(entry.size or 0 for entry in entries)
     policy = PartPolicy(threshold=args.part_mib * 2 * MIB, size=args.part_mib * MIB)
-    raws, colds = [], []
-    for round_ in range(args.rounds):
-        raws.append(
-            _measure("raw boto3 GETs", entries, lambda: _raw(env, entries, args))
-        )
+
+    def method(name: str, round_: int) -> Callable[[], int]:
         work = scratch / f"round-{round_}"
-        colds.append(
-            _measure(
-                "refstore cold",
-                entries,
-                lambda work=work: _refstore(env, entries, work, "cold", args, policy),
-            )
-        )
+        if name == RAW:
+            return lambda: _raw(env, entries, None, args)
+        if name == FILES:
+            return lambda: _raw(env, entries, work / "files", args)
+        return lambda: _refstore(env, entries, work, "cold", args, policy)
+
+    names = [RAW, FILES, COLD]
+    samples: dict[str, list[Sample]] = {name: [] for name in names}
+    for round_ in range(args.rounds):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            samples[name].append(_measure(name, method(name, round_)))
     warm = _measure(
-        "refstore warm cache",
-        entries,
-        lambda: _refstore(env, entries, scratch / "round-0", "warm", args, policy),
+        WARM, lambda: _refstore(env, entries, scratch / "round-0", "warm", args, policy)
     )
-    raw = min(raws, key=lambda run: run.seconds)
-    best = min(colds, key=lambda run: run.seconds)
-    _report(args, size, [raw, best, warm])
+    samples[WARM] = [warm]
+    _report(args, entries, samples)
 
 
 def _fill(env: S3Env, args: argparse.Namespace) -> list[ManifestEntry]:
@@ -156,29 +184,44 @@ def _fill(env: S3Env, args: argparse.Namespace) -> list[ManifestEntry]:
     return entries
 
 
-def _measure(name: str, entries: list[ManifestEntry], work: Callable[[], int]) -> Run:
+def _measure(name: str, work: Callable[[], int]) -> Sample:
+    cpu = time.process_time()
     started = time.perf_counter()
     requests = work()
-    seconds = time.perf_counter() - started
-    size = sum(entry.size or 0 for entry in entries)
-    run = Run(name, seconds, len(entries), size, requests)
-    print(f"  {name}: {seconds:.2f} s, {requests} requests")
-    return run
+    sample = Sample(time.perf_counter() - started, time.process_time() - cpu, requests)
+    print(
+        f"  {name}: {sample.seconds:.2f} s, CPU {sample.cpu:.2f} s, {requests} requests"
+    )
+    return sample
 
 
-def _raw(env: S3Env, entries: list[ManifestEntry], args: argparse.Namespace) -> int:
+def _raw(
+    env: S3Env,
+    entries: list[ManifestEntry],
+    folder: Path | None,
+    args: argparse.Namespace,
+) -> int:
+    """GET every object version; write each body to a new file in ``folder``."""
     client = emulators.setup_client(env.endpoint_url)
     client.meta.config.max_pool_connections = args.jobs
+    if folder is not None:
+        folder.mkdir(parents=True)
 
-    def get(entry: ManifestEntry) -> None:
+    def get(numbered: tuple[int, ManifestEntry]) -> None:
+        number, entry = numbered
         ref = entry.object_ref()
         body = client.get_object(Bucket=ref.bucket, Key=ref.key, VersionId=ref.version)
         stream = body["Body"]
-        while stream.read(MIB):
-            pass
+        if folder is None:
+            while stream.read(MIB):
+                pass
+            return
+        with (folder / f"{number:07d}").open("xb") as out:
+            while chunk := stream.read(MIB):
+                out.write(chunk)
 
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        list(pool.map(get, entries))
+        list(pool.map(get, enumerate(entries)))
     client.close()
     return len(entries)
 
@@ -207,16 +250,53 @@ def _refstore(
     return provider.requests.total()
 
 
-def _report(args: argparse.Namespace, size: int, runs: list[Run]) -> None:
-    raw = runs[0]
-    print(f"\n{raw.objects} objects, {size / 1e6:.0f} MB, {args.jobs} workers")
-    print(f"{'method':<22}{'s':>8}{'MB/s':>9}{'objects/s':>11}{'vs raw':>8}")
-    for run in runs:
-        ratio = raw.seconds / run.seconds
-        print(
-            f"{run.name:<22}{run.seconds:>8.2f}{run.mb_per_second:>9.1f}"
-            f"{run.objects_per_second:>11.1f}{ratio:>8.0%}"
+def _report(
+    args: argparse.Namespace,
+    entries: list[ManifestEntry],
+    samples: dict[str, list[Sample]],
+) -> None:
+    size = sum(entry.size or 0 for entry in entries)
+    results = [
+        Result(
+            name,
+            found,
+            len(entries),
+            size,
+            _share(samples[RAW], found),
+            _share(samples[FILES], found),
         )
+        for name, found in samples.items()
+    ]
+    print(
+        f"\n{len(entries)} objects, {size / 1e6:.0f} MB, {args.jobs} workers, "
+        f"median of {args.rounds} rounds"
+    )
+    print(
+        f"{'method':<22}{'s':>8}{'MB/s':>9}{'objects/s':>11}{'CPU s':>8}"
+        f"{'requests':>10}{'vs raw':>8}{'vs files':>10}"
+    )
+    for result in results:
+        print(
+            f"{result.name:<22}{result.seconds:>8.2f}"
+            f"{result.size / result.seconds / 1e6:>9.1f}"
+            f"{result.objects / result.seconds:>11.1f}{result.cpu:>8.2f}"
+            f"{result.requests:>10}{_percent(result.share_of_raw):>8}"
+            f"{_percent(result.share_of_files):>10}"
+        )
+
+
+def _share(baseline: list[Sample], samples: list[Sample]) -> float | None:
+    """Median of baseline / method seconds over the rounds both ran in."""
+    if len(samples) != len(baseline):
+        return None  # the warm fetch runs once, after the rounds
+    return statistics.median(
+        base.seconds / sample.seconds
+        for base, sample in zip(baseline, samples, strict=True)
+    )
+
+
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{share:.0%}"
 
 
 if __name__ == "__main__":

@@ -4,9 +4,13 @@ An object version is cached under a key made of its reference, version, ETag
 and size, never of its size alone; an entry without a version or a strong
 ETag is never cached (nothing pins its bytes). Layout under the cache root::
 
-    objects/ab/abcdef...      one read-only file per object version
-    tmp/abcdef....part        a download in progress (the lock, and its bytes)
-    tmp/abcdef....part.json   which ranged parts of it are complete
+    objects/ab/abcdef...        one read-only file per object version
+    tmp/ab/abcdef....part       a download in progress (the lock, and its bytes)
+    tmp/ab/abcdef....part.json  which ranged parts of it are complete
+
+Part files are spread over folders like the cached files: creating a file
+holds its folder's lock, and concurrent downloads would otherwise queue on
+one folder.
 
 Several processes may share a cache. A download holds an exclusive lock on
 its part file (``flock``), so one process downloads a key while the others
@@ -90,15 +94,28 @@ class PruneResult:
 
 @dataclasses.dataclass
 class Reservation:
-    """The right to download one key: its part file, open and locked."""
+    """The right to download one key: its part file, open and locked.
+
+    ``fresh``: the part file was empty when locked, so no earlier download
+    left bytes or a sidecar behind. ``sidecar_written``: this download wrote
+    the sidecar. Together they spare a fresh download the system calls that
+    would clean up after an earlier one.
+    """
 
     fd: int
     part: Path
     sidecar: Path
+    fresh: bool = False
+    sidecar_written: bool = False
+
+    @property
+    def may_have_sidecar(self) -> bool:
+        return self.sidecar_written or not self.fresh
 
     def discard(self) -> None:
         """Remove the part file and its sidecar (the download is not resumable)."""
-        self.sidecar.unlink(missing_ok=True)
+        if self.may_have_sidecar:
+            self.sidecar.unlink(missing_ok=True)
         self.part.unlink(missing_ok=True)
 
     def close(self) -> None:
@@ -120,7 +137,7 @@ class FetchCache:
         self._objects = self.root / "objects"
         self._tmp = self.root / "tmp"
         # Folders known to exist: a mkdir per object costs more than its write.
-        self._folders: set[Path] = set()
+        self._folders: set[str] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FetchCache:
@@ -141,15 +158,25 @@ class FetchCache:
         return hashlib.sha256(json.dumps(pin).encode()).hexdigest()
 
     def path(self, key: str) -> Path:
-        return self._objects / key[:2] / key
+        return Path(self._file(key))
+
+    @staticmethod
+    def _folder(base: Path, key: str) -> str:
+        # Plain strings on the per-object path: building Path objects cost
+        # more than the system calls they name.
+        return f"{base}{os.sep}{key[:2]}"
+
+    def _file(self, key: str) -> str:
+        return f"{self._folder(self._objects, key)}{os.sep}{key}"
 
     def lookup(self, key: str, size: int | None) -> Path | None:
         """The cached file for ``key`` (marked as just used), or None."""
-        path = self.path(key)
+        file = self._file(key)
         try:
-            found = path.stat()
+            found = os.stat(file)  # noqa: PTH116 - a plain string, see _folder
         except FileNotFoundError:
             return None
+        path = Path(file)
         changed = size is not None and found.st_size != size
         if changed or not _has_mark(found, key):
             log.warning(
@@ -176,36 +203,40 @@ class FetchCache:
         Never waiting for the lock keeps two processes that each hold a key
         the other wants from waiting for each other forever.
         """
-        self._ensure(self._tmp)
+        folder = self._folder(self._tmp, key)
+        self._ensure(folder)
         if fcntl is None:
-            part = self._tmp / f"{key}.{uuid.uuid4().hex}.part"
+            part = Path(folder, f"{key}.{uuid.uuid4().hex}.part")
             fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            fresh = True
         else:
-            part = self._tmp / f"{key}.part"
+            part = Path(folder, f"{key}.part")
             found = _open_locked(part)
             if found is None:
                 return None
-            fd = found
-        return Reservation(fd, part, part.with_name(part.name + ".json"))
+            fd, fresh = found
+        sidecar = part.with_name(part.name + ".json")
+        return Reservation(fd, part, sidecar, fresh=fresh)
 
     def place(self, reservation: Reservation, key: str) -> Path:
         """Move a verified download into the cache, read-only; return its path."""
-        path = self.path(key)
-        self._ensure(path.parent)
+        self._ensure(self._folder(self._objects, key))
+        path = Path(self._file(key))
         reservation.part.chmod(READ_ONLY)
-        reservation.sidecar.unlink(missing_ok=True)
+        if reservation.may_have_sidecar:
+            reservation.sidecar.unlink(missing_ok=True)
         reservation.part.replace(path)
         os.utime(path, ns=(time.time_ns(), _marked_now(key)))
         return path
 
-    def _ensure(self, folder: Path) -> None:
+    def _ensure(self, folder: str) -> None:
         if folder not in self._folders:
-            folder.mkdir(parents=True, exist_ok=True)
+            Path(folder).mkdir(parents=True, exist_ok=True)
             self._folders.add(folder)
 
     def usage(self) -> CacheUsage:
         files = list(self._files())
-        partial = len(list(self._tmp.glob("*.part"))) if self._tmp.is_dir() else 0
+        partial = len(list(self._parts()))
         return CacheUsage(
             root=self.root,
             objects=len(files),
@@ -259,12 +290,17 @@ class FetchCache:
                     found = item.stat(follow_symlinks=False)
                     yield found.st_atime_ns, found.st_size, Path(item.path)
 
+    def _parts(self) -> Iterator[Path]:
+        """Part files of downloads in progress or abandoned."""
+        if self._tmp.is_dir():
+            yield from self._tmp.glob("*/*.part")
+
     def _remove_stale_parts(self) -> int:
         if fcntl is None or not self._tmp.is_dir():
             return 0
         removed = 0
         deadline = time.time() - STALE_PART_SECONDS
-        for part in self._tmp.glob("*.part"):
+        for part in self._parts():
             with contextlib.suppress(FileNotFoundError):
                 if part.stat().st_mtime < deadline and _discard_if_free(part):
                     removed += 1
@@ -353,24 +389,58 @@ def _touch(path: Path, found: os.stat_result) -> None:
         os.utime(path, ns=(time.time_ns(), found.st_mtime_ns))
 
 
-def _open_locked(part: Path) -> int | None:
-    """Open ``part`` and lock it; None when another download holds the lock."""
-    assert fcntl is not None
+def _open_locked(part: Path) -> tuple[int, bool] | None:
+    """Open and lock ``part``: (fd, whether it is empty), or None while locked."""
     while True:
-        fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        try:
-            current = part.stat()
-        except FileNotFoundError:
-            current = None
-        # The holder before us may have renamed its part into the cache.
-        if current is not None and os.path.samestat(os.fstat(fd), current):
-            return fd
+            fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            found = _open_existing_locked(part)
+            if found == _MOVED:
+                continue  # placed in the cache meanwhile: start a new part
+            return None if found is None else (found, _is_empty(found))
+        # Created here, so no other download can have renamed it; only a
+        # process that opened it in between may hold its lock already.
+        if _lock(fd):
+            return fd, True
         os.close(fd)
+        return None
+
+
+_MOVED = -1
+
+
+def _open_existing_locked(part: Path) -> int | None:
+    """Lock an existing part: its fd, None while locked, _MOVED when it went."""
+    try:
+        fd = os.open(part, os.O_RDWR)
+    except FileNotFoundError:
+        return _MOVED
+    if not _lock(fd):
+        os.close(fd)
+        return None
+    try:
+        current = part.stat()
+    except FileNotFoundError:
+        current = None
+    # The holder before us may have renamed its part into the cache.
+    if current is not None and os.path.samestat(os.fstat(fd), current):
+        return fd
+    os.close(fd)
+    return _MOVED
+
+
+def _lock(fd: int) -> bool:
+    assert fcntl is not None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _is_empty(fd: int) -> bool:
+    return os.fstat(fd).st_size == 0
 
 
 def _discard_if_free(part: Path) -> bool:

@@ -19,13 +19,11 @@ interrupted fetch, run again, transfers only what it lacks.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import dataclasses
 import functools
 import logging
 import os
-import queue
 import stat
 import threading
 import time
@@ -56,6 +54,7 @@ from refstore.transfer import (
     stream_into,
 )
 from refstore.uri import ObjectRef
+from refstore.workers import Workers
 
 __all__ = ["FetchResult", "PartPolicy", "default_jobs", "fetch", "plan"]
 
@@ -172,35 +171,28 @@ class _Run:
         self._root = root.resolve()
         self._options = options
         self._progress = progress
-        self._reports: queue.SimpleQueue[list[_Outcome]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._outcomes: list[_Outcome] = []
+        self._reported = 0
         self._folders: set[Path] = set()
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._workers: Workers | None = None
         self.placed = False
 
     def execute(self, groups: list[Group], jobs: int) -> list[_Outcome]:
-        # At most a few groups per worker wait in the queue: a manifest of
-        # millions of entries never becomes millions of queued tasks.
-        slots = threading.BoundedSemaphore(jobs * 2)
-        pool = concurrent.futures.ThreadPoolExecutor(jobs, "refstore-fetch")
-        self._pool = pool
-        outcomes: list[_Outcome] = []
-        try:
-            for group in groups:
-                slots.acquire()
-                pool.submit(self._serve_group, group, slots.release)
-            for _ in groups:
-                outcomes.extend(self._reports.get())
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-        return outcomes
+        self._workers = Workers(jobs, "refstore-fetch")
+        self._workers.run(functools.partial(self._serve_group, g) for g in groups)
+        if self._reported != len(groups):
+            raise RuntimeError(
+                f"{len(groups) - self._reported} of {len(groups)} downloads "
+                "ended without an outcome"
+            )
+        return self._outcomes
 
-    def _serve_group(self, group: Group, release: Callable[[], None]) -> None:
+    def _serve_group(self, group: Group) -> None:
         try:
             self._serve(group)
         except Exception as exc:  # noqa: BLE001 - reported as this group's outcome
             self._report([self._failure(t, exc) for t in group.targets])
-        finally:
-            release()
 
     def _serve(self, group: Group) -> None:
         cached = None
@@ -228,6 +220,8 @@ class _Run:
         return present, needed
 
     def _is_present(self, target: Target, cached: Path | None) -> bool:
+        if not target.may_exist:
+            return False
         if cached is not None:
             # A file that is not the cached one is replaced by a link to it:
             # cheaper than reading it to compare.
@@ -248,16 +242,13 @@ class _Run:
     ) -> None:
         assert self._cache is not None
         assert group.key is not None
+        # Not looked up again once reserved: a download another process
+        # finished in the moment between the lookup and the reservation is
+        # repeated, which is rare and harmless (both copies are verified, and
+        # the later one replaces the earlier in the cache).
         reservation = self._cache.reserve(group.key)
         if reservation is None:
             self._retry_later(group)
-            return
-        cached = self._cache.lookup(group.key, group.entry.size)
-        if cached is not None:
-            # Another process finished it while this one waited for the lock.
-            reservation.discard()
-            reservation.close()
-            self._report(present + self._link_all(cached, needed, None))
             return
         sink = CacheSink(self._cache, group.key, reservation)
 
@@ -272,9 +263,9 @@ class _Run:
         self._download(group.entry, sink, done)
 
     def _retry_later(self, group: Group) -> None:
-        assert self._pool is not None
+        assert self._workers is not None
         time.sleep(_BUSY_RETRY)
-        self._pool.submit(self._serve_group, group, lambda: None)
+        self._workers.add(functools.partial(self._serve_group, group))
 
     def _download_to_file(self, target: Target) -> None:
         self._prepare_folder(target.path)
@@ -300,12 +291,12 @@ class _Run:
             info = entry_info(entry)
             provider = self._providers.for_ref(info.ref)
             if self._options.parts.splits(provider, entry.size):
-                assert self._pool is not None
+                assert self._workers is not None
                 parted = PartedDownload(
                     provider, entry, sink, self._options.parts, self._progress, done
                 )
                 try:
-                    parted.start(self._pool.submit)
+                    parted.start(self._workers.add)
                 except Exception as exc:  # noqa: BLE001 - handed to done()
                     sink.abandon(resumable=False)
                     done(None, exc)
@@ -366,7 +357,9 @@ class _Run:
         if self._progress is not None:
             for outcome in outcomes:
                 self._progress.object_done(outcome.uncounted)
-        self._reports.put(outcomes)
+        with self._lock:
+            self._outcomes.extend(outcomes)
+            self._reported += 1
 
 
 def _present(target: Target, kind: str) -> _Outcome:

@@ -35,10 +35,16 @@ _WINDOWS_FORBIDDEN = re.compile(r'[<>:"|?*\x00-\x1f]')
 
 @dataclasses.dataclass(frozen=True)
 class Target:
-    """One entry and the file it becomes."""
+    """One entry and the file it becomes.
+
+    ``may_exist`` is False when the file's folder did not exist at planning
+    time: then there is nothing to compare or replace, and the fetch skips
+    looking (on a fresh fetch, for every file).
+    """
 
     entry: ManifestEntry
     path: Path
+    may_exist: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +71,7 @@ def plan(
     case_insensitive: bool = CASE_INSENSITIVE,
 ) -> list[Target]:
     """Map entries to target files, refusing any that would land outside root."""
-    resolved_root = root.resolve()
+    places = _Folders(root)
     targets: list[Target] = []
     files: set[str] = set()
     folders: set[str] = set()
@@ -74,13 +80,42 @@ def plan(
         check_local_path(relative, windows=windows)
         _check_no_clash(relative, files, folders, case_insensitive)
         target = root / relative
-        if not target.resolve().is_relative_to(resolved_root):
+        inside, folder_exists = places.inspect(target, relative)
+        if not inside:
             raise UnsafePathError(
                 f"manifest path {entry.path!r} leads outside {root} through a "
                 "symbolic link; remove the link or fetch into an empty folder"
             )
-        targets.append(Target(entry, target))
+        targets.append(Target(entry, target, may_exist=folder_exists))
     return targets
+
+
+class _Folders:
+    """Whether paths under ``root`` stay inside it once symbolic links resolve.
+
+    Each folder is resolved once: entries share few folders, and resolving
+    every path walks every component of it (100,000 entries took seconds).
+    The file itself is looked at only when its folder exists, in case it is
+    a link.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self._root = root.resolve()
+        # folder relative to the root -> (inside the root, exists)
+        self._seen: dict[str, tuple[bool, bool]] = {}
+
+    def inspect(self, path: Path, relative: str) -> tuple[bool, bool]:
+        """Whether ``path`` resolves inside the root, and whether its folder exists."""
+        folder = relative.rpartition("/")[0]
+        found = self._seen.get(folder)
+        if found is None:
+            resolved = path.parent.resolve()
+            found = (resolved.is_relative_to(self._root), resolved.is_dir())
+            self._seen[folder] = found
+        inside, exists = found
+        if inside and exists and path.is_symlink():
+            inside = path.resolve().is_relative_to(self._root)
+        return inside, exists
 
 
 def check_local_path(relative: str, *, windows: bool = WINDOWS) -> None:

@@ -112,11 +112,23 @@ def origin(entry: ManifestEntry) -> str:
 
 
 class Sink(Protocol):
-    """Where one download's bytes go before they are known to be right."""
+    """Where one download's bytes go before they are known to be right.
+
+    ``fresh``: the file is new and empty. A sink that can resume keeps a
+    record of the finished ranged parts (``read_parts``/``write_parts``).
+    """
 
     fd: int
     path: Path
-    sidecar: Path | None
+    fresh: bool
+
+    def read_parts(self) -> dict[str, object]:
+        """The parts record an interrupted download left ({} when none)."""
+        ...
+
+    def write_parts(self, record: dict[str, object]) -> None:
+        """Remember which parts are complete (nothing, when not resumable)."""
+        ...
 
     def commit(self) -> None:
         """The bytes passed every check: make them the result."""
@@ -130,7 +142,7 @@ class Sink(Protocol):
 class FileSink:
     """A temporary file beside the target, renamed onto it when verified."""
 
-    sidecar: Path | None = None
+    fresh = True
 
     def __init__(self, target: Path) -> None:
         # The random part keeps concurrent fetches into one folder apart;
@@ -138,6 +150,12 @@ class FileSink:
         self.target = target
         self.path = target.with_name(f".{target.name}.{uuid.uuid4().hex}.refstore-part")
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+
+    def read_parts(self) -> dict[str, object]:
+        return {}
+
+    def write_parts(self, record: dict[str, object]) -> None:
+        pass  # a file beside the target is never resumed
 
     def commit(self) -> None:
         os.close(self.fd)
@@ -163,8 +181,17 @@ class CacheSink:
         self.reservation = reservation
         self.fd = reservation.fd
         self.path = reservation.part
-        self.sidecar: Path | None = reservation.sidecar
+        self.fresh = reservation.fresh
         self.cached: Path | None = None
+
+    def read_parts(self) -> dict[str, object]:
+        if not self.reservation.may_have_sidecar:
+            return {}
+        return _read_sidecar(self.reservation.sidecar)
+
+    def write_parts(self, record: dict[str, object]) -> None:
+        _write_sidecar(self.reservation.sidecar, record)
+        self.reservation.sidecar_written = True
 
     def commit(self) -> None:
         self.cached = self.cache.place(self.reservation, self.key)
@@ -186,19 +213,27 @@ def stream_into(
     """Write all of ``source`` into ``sink`` from its start; hash and check it."""
     hashers = checks.hashers()
     size = 0
-    os.ftruncate(sink.fd, 0)
-    with open(sink.fd, "wb", closefd=False, buffering=0) as out:
-        while chunk := source.read(_CHUNK):
-            out.write(chunk)
-            for hasher in hashers.values():
-                hasher.update(chunk)
-            size += len(chunk)
-            if progress is not None:
-                progress.add_bytes(len(chunk))
+    if not sink.fresh:
+        os.ftruncate(sink.fd, 0)
+    while chunk := source.read(_CHUNK):
+        _write_all(sink.fd, chunk)
+        for hasher in hashers.values():
+            hasher.update(chunk)
+        size += len(chunk)
+        if progress is not None:
+            progress.add_bytes(len(chunk))
     problems = checks.mismatches(hashers, size)
     if problems:
         raise mismatch(entry, problems)
     return size
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    # Straight to the descriptor: a file object around it costs a system
+    # call of its own per object.
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def mismatch(entry: ManifestEntry, problems: list[str]) -> IntegrityError:
@@ -277,16 +312,17 @@ class PartedDownload:
         check instead of passing for the object.
         """
         layout = {"size": self._size, "part_size": self._policy.size}
-        recorded = _read_sidecar(self._sink.sidecar)
+        recorded = self._sink.read_parts()
         if self._checks.has_checksum and recorded.get("layout") == layout:
             done = recorded.get("done")
             indices = done if isinstance(done, list) else []
             return {
                 i for i in indices if isinstance(i, int) and 0 <= i < len(self._spans)
             }
-        os.ftruncate(self._sink.fd, 0)
+        if not self._sink.fresh:
+            os.ftruncate(self._sink.fd, 0)
         _preallocate(self._sink.fd, self._size)
-        _write_sidecar(self._sink.sidecar, {"layout": layout, "done": []})
+        self._sink.write_parts({"layout": layout, "done": []})
         return set()
 
     def _run_part(self, index: int) -> None:
@@ -326,7 +362,7 @@ class PartedDownload:
                 "layout": {"size": self._size, "part_size": self._policy.size},
                 "done": sorted(self._finished),
             }
-            _write_sidecar(self._sink.sidecar, record)
+            self._sink.write_parts(record)
 
     def _hash_ready(self, *, wait: bool) -> None:
         """Hash the parts that are complete and next in order.
@@ -407,9 +443,7 @@ def _preallocate(fd: int, size: int) -> None:
         os.ftruncate(fd, size)
 
 
-def _read_sidecar(path: Path | None) -> dict[str, object]:
-    if path is None:
-        return {}
+def _read_sidecar(path: Path) -> dict[str, object]:
     try:
         found = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -417,9 +451,7 @@ def _read_sidecar(path: Path | None) -> dict[str, object]:
     return found if isinstance(found, dict) else {}
 
 
-def _write_sidecar(path: Path | None, record: dict[str, object]) -> None:
-    if path is None:
-        return
+def _write_sidecar(path: Path, record: dict[str, object]) -> None:
     tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}")
     tmp.write_text(json.dumps(record), encoding="utf-8")
     tmp.replace(path)

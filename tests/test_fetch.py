@@ -290,7 +290,7 @@ def test_a_large_object_comes_in_ranged_parts_at_its_version(
         f"bytes={a}-{min(a + 32_768, 200_000) - 1}" for a in range(0, 200_000, 32_768)
     )
     assert (result.fetched, result.bytes_fetched) == (1, 200_000)
-    assert list((tmp_path / "cache" / "tmp").iterdir()) == []
+    assert files_under(tmp_path / "cache" / "tmp") == {}
 
 
 def test_a_wrong_recorded_crc32c_fails_the_parted_download(
@@ -313,7 +313,7 @@ def test_a_wrong_recorded_crc32c_fails_the_parted_download(
 
     assert caught.value.exit_code == 1
     assert list((tmp_path / "out").iterdir()) == []
-    assert list((tmp_path / "cache" / "tmp").iterdir()) == []
+    assert files_under(tmp_path / "cache" / "tmp") == {}
     assert FetchCache(tmp_path / "cache").usage().objects == 0
 
 
@@ -416,3 +416,49 @@ def test_paths_differing_in_case_clash_where_names_ignore_case(tmp_path: Path) -
     with pytest.raises(UnsafePathError, match="same file"):
         plan(entries, tmp_path, case_insensitive=True)
     assert len(plan(entries, tmp_path, case_insensitive=False)) == 2
+
+
+def test_a_file_that_is_a_symlink_out_of_the_folder_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "out"
+    (root / "data").mkdir(parents=True)
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"keep me")
+    (root / "data" / "a.txt").symlink_to(outside)
+    entries = [
+        ManifestEntry(path=p, digest="d", ref=f"s3://bucket-a/{p}", size=1)
+        for p in ("data/b.txt", "data/a.txt")
+    ]
+
+    with pytest.raises(UnsafePathError, match="symbolic link"):
+        plan(entries, root)
+    assert outside.read_bytes() == b"keep me"
+
+
+def test_a_symlink_that_stays_inside_the_folder_is_allowed(tmp_path: Path) -> None:
+    root = tmp_path / "out"
+    (root / "real").mkdir(parents=True)
+    (root / "alias").symlink_to(root / "real")
+    entry = ManifestEntry(path="alias/a.txt", digest="d", ref="s3://bucket-a/a", size=1)
+
+    [target] = plan([entry], root)
+
+    assert target.path == root / "alias" / "a.txt"
+
+
+def test_the_plan_knows_which_files_cannot_exist_yet(tmp_path: Path) -> None:
+    root = tmp_path / "out"
+    (root / "old").mkdir(parents=True)
+    entries = [
+        ManifestEntry(path=p, digest="d", ref=f"s3://bucket-a/{p}", size=1)
+        for p in ("old/a.txt", "new/b.txt", "new/deeper/c.txt", "top.txt")
+    ]
+
+    targets = plan(entries, root)
+
+    assert {t.entry.path: t.may_exist for t in targets} == {
+        "old/a.txt": True,
+        "new/b.txt": False,
+        "new/deeper/c.txt": False,
+        "top.txt": True,
+    }
+    assert all(not t.may_exist for t in plan(entries, tmp_path / "absent"))

@@ -137,7 +137,7 @@ def test_a_killed_parted_download_resumes_with_the_parts_it_lacks(
     art = _logged(ws, {"big.bin": body})
     key = FetchCache.key_of(art.manifest.entries["big.bin"])
     assert key is not None
-    sidecar = ws.settings.fetch_cache_dir / "tmp" / f"{key}.part.json"
+    sidecar = ws.settings.fetch_cache_dir / "tmp" / key[:2] / f"{key}.part.json"
 
     def parts_done() -> list[int]:
         try:

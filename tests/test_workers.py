@@ -1,0 +1,95 @@
+"""The worker threads the fetch runs on."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pytest
+
+from refstore.workers import Task, Workers
+
+
+def test_every_task_runs_once() -> None:
+    done: list[int] = []
+    lock = threading.Lock()
+
+    def task(n: int) -> Task:
+        def run() -> None:
+            with lock:
+                done.append(n)
+
+        return run
+
+    Workers(4, "test").run(task(n) for n in range(500))
+
+    assert sorted(done) == list(range(500))
+
+
+def test_added_tasks_run_in_parallel_even_when_they_are_the_only_work() -> None:
+    # One task adds four that can finish only together: the idle workers must
+    # wait for added work instead of leaving when the source is empty.
+    barrier = threading.Barrier(4, timeout=10)
+    passed: list[str] = []
+    workers = Workers(4, "test")
+
+    def part() -> None:
+        barrier.wait()
+        passed.append(threading.current_thread().name)
+
+    def large_object() -> None:
+        time.sleep(0.05)  # the other workers have found the source empty
+        for _ in range(4):
+            workers.add(part)
+
+    workers.run([large_object])
+
+    assert len(passed) == 4
+    assert len(set(passed)) == 4
+
+
+def test_added_tasks_come_before_the_remaining_ones() -> None:
+    order: list[str] = []
+    workers = Workers(1, "test")
+
+    def first() -> None:
+        order.append("first")
+        workers.add(lambda: order.append("added"))
+
+    workers.run([first, lambda: order.append("second")])
+
+    assert order == ["first", "added", "second"]
+
+
+def test_a_failing_task_is_logged_and_the_others_still_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    done: list[int] = []
+
+    def broken() -> None:
+        raise ValueError("a bug")
+
+    with caplog.at_level(logging.ERROR, logger="refstore.workers"):
+        Workers(2, "test").run([broken, lambda: done.append(1), broken])
+
+    assert done == [1]
+    assert caplog.text.count("task failed unexpectedly") == 2
+
+
+def test_stop_hands_out_no_more_tasks() -> None:
+    workers = Workers(1, "test")
+    done: list[int] = []
+
+    def stopping() -> None:
+        done.append(0)
+        workers.stop()
+
+    workers.run([stopping, lambda: done.append(1)])
+
+    assert done == [0]
+
+
+def test_at_least_one_worker_is_needed() -> None:
+    with pytest.raises(ValueError, match="1 or more"):
+        Workers(0, "test")
