@@ -46,10 +46,6 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, TypeVar
 
-import boto3.session
-import botocore.loaders
-import botocore.session
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -69,7 +65,6 @@ from refstore.config import Settings
 from refstore.errors import (
     AccessDeniedError,
     BucketNotFoundError,
-    ConfigError,
     CredentialsError,
     EndpointError,
     IntegrityError,
@@ -80,6 +75,7 @@ from refstore.errors import (
 )
 from refstore.manifest import ObjectInfo
 from refstore.providers.base import LifecycleRule, RequestCounter, Versioning
+from refstore.providers.s3_client import ClientKey, client_key, new_client
 from refstore.providers.streams import TranslatedStream
 from refstore.providers.translation import Rules, apply_rules
 from refstore.uri import ObjectRef
@@ -102,21 +98,6 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-KNOWN_OPTIONS = frozenset(
-    {
-        "endpoint_url",
-        "region",
-        "profile",
-        "aws_access_key_id",
-        "aws_secret_access_key",
-        "aws_session_token",
-        "addressing_style",
-        "max_attempts",
-    }
-)
-MAX_POOL_CONNECTIONS = 64
-CONNECT_TIMEOUT = 10
-READ_TIMEOUT = 60
 READ_BUFFER = 256 * 1024
 
 _PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
@@ -155,13 +136,6 @@ _CREDENTIALS_HINT = (
     "or keys set for this bucket in the refstore config"
 )
 
-# Parsing botocore's S3 model and endpoint rules takes about 0.1 s per session;
-# one loader shared by every session keeps what it parsed, so a per-bucket
-# client costs about a tenth of that.
-_LOADER = botocore.loaders.create_loader()
-
-_ClientKey = tuple[tuple[str, str], ...]
-
 
 class S3Provider:
     """Amazon S3 and S3-compatible stores, one client per bucket configuration."""
@@ -173,9 +147,9 @@ class S3Provider:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.requests = RequestCounter()
-        self._clients: dict[_ClientKey, S3Client] = {}
+        self._clients: dict[ClientKey, S3Client] = {}
         self._lock = threading.Lock()
-        self._buckets_seen: set[tuple[_ClientKey, str]] = set()
+        self._buckets_seen: set[tuple[ClientKey, str]] = set()
 
     def stat(self, ref: ObjectRef) -> ObjectInfo:
         params: dict[str, Any] = {
@@ -282,7 +256,7 @@ class S3Provider:
         # a 403 rejected credentials. One GetBucketVersioning, on this failure
         # path only and once per bucket that answers it, tells them apart;
         # otherwise the HEAD error stands.
-        seen = (_client_key(self.settings.store_options(ref)), ref.bucket)
+        seen = (client_key(self.settings.store_options(ref)), ref.bucket)
         if _code(exc) not in ("403", "404") or seen in self._buckets_seen:
             return
         try:
@@ -306,14 +280,14 @@ class S3Provider:
 
     def _endpoint(self, ref: ObjectRef) -> str:
         options = self.settings.store_options(ref)
-        client = self._clients.get(_client_key(options))
+        client = self._clients.get(client_key(options))
         if client is not None:
             return client.meta.endpoint_url
         return str(options.get("endpoint_url") or "the default AWS S3 endpoint")
 
     def _client(self, ref: ObjectRef) -> S3Client:
         options = self.settings.store_options(ref)
-        key = _client_key(options)
+        key = client_key(options)
         client = self._clients.get(key)
         if client is not None:
             return client
@@ -324,11 +298,7 @@ class S3Provider:
         return client
 
     def _new_client(self, ref: ObjectRef, options: Mapping[str, Any]) -> S3Client:
-        _warn_unknown_options(ref, options)
-        session = _session(options)
-        client = session.client(
-            "s3", endpoint_url=options.get("endpoint_url"), config=_config(options)
-        )
+        client = new_client(ref, options)
         # before-send fires once per HTTP attempt, so retries are counted too.
         client.meta.events.register("before-send.s3", self._count_request)
         log.debug("new S3 client for %s at %s", ref.location, client.meta.endpoint_url)
@@ -338,62 +308,6 @@ class S3Provider:
         operation = event_name.rpartition(".")[2]
         self.requests.add(operation)
         log.debug("S3 %s", operation)
-
-
-def _client_key(options: Mapping[str, Any]) -> _ClientKey:
-    return tuple(sorted((str(name), str(value)) for name, value in options.items()))
-
-
-def _warn_unknown_options(ref: ObjectRef, options: Mapping[str, Any]) -> None:
-    unknown = sorted(set(options) - KNOWN_OPTIONS)
-    if unknown:
-        log.warning(
-            "ignoring unknown option(s) %s for %s in the refstore config; "
-            "S3 buckets accept %s",
-            ", ".join(unknown),
-            ref.location,
-            ", ".join(sorted(KNOWN_OPTIONS)),
-        )
-
-
-def _session(options: Mapping[str, Any]) -> boto3.session.Session:
-    core = botocore.session.get_session()
-    core.register_component("data_loader", _LOADER)
-    return boto3.session.Session(
-        botocore_session=core,
-        profile_name=options.get("profile"),
-        region_name=options.get("region"),
-        aws_access_key_id=options.get("aws_access_key_id"),
-        aws_secret_access_key=options.get("aws_secret_access_key"),
-        aws_session_token=options.get("aws_session_token"),
-    )
-
-
-def _config(options: Mapping[str, Any]) -> Config:
-    retries: dict[str, Any] = {"mode": "standard"}
-    if "max_attempts" in options:
-        retries["total_max_attempts"] = _positive_int(options, "max_attempts")
-    s3: dict[str, Any] = {}
-    if "addressing_style" in options:
-        s3["addressing_style"] = options["addressing_style"]
-    return Config(
-        retries=retries,  # type: ignore[arg-type]
-        s3=s3 or None,  # type: ignore[arg-type]
-        max_pool_connections=MAX_POOL_CONNECTIONS,
-        connect_timeout=CONNECT_TIMEOUT,
-        read_timeout=READ_TIMEOUT,
-        user_agent_extra="refstore",
-    )
-
-
-def _positive_int(options: Mapping[str, Any], name: str) -> int:
-    value = options[name]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(
-            f"{name} = {value!r} in the refstore config must be a whole number "
-            "of 1 or more"
-        )
-    return value
 
 
 def _get_params(info: ObjectInfo, start: int, end: int | None) -> dict[str, Any]:
