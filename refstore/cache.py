@@ -5,12 +5,15 @@ and size, never of its size alone; an entry without a version or a strong
 ETag is never cached (nothing pins its bytes). Layout under the cache root::
 
     objects/ab/abcdef...        one read-only file per object version
-    tmp/ab/abcdef....part       a download in progress (the lock, and its bytes)
-    tmp/ab/abcdef....part.json  which ranged parts of it are complete
+    tmp/a/abcdef....part        a download in progress (the lock, and its bytes)
+    tmp/a/abcdef....part.json   which ranged parts of it are complete
 
-Part files are spread over folders like the cached files: creating a file
-holds its folder's lock, and concurrent downloads would otherwise queue on
-one folder.
+Part files are spread over 16 folders: creating a file holds its folder's
+lock, and concurrent downloads into one folder queue on it (measured: 16
+workers creating 2000 files took 1.9 s in one folder, 1.1 s in 16 and 1.2 s
+in 256). Sixteen folders spread the writers as well as 256 would, and a new
+cache creates 240 folders fewer, which costs more than it sounds where the
+filesystem makes each new inode expensive.
 
 Several processes may share a cache. A download holds an exclusive lock on
 its part file (``flock``), so one process downloads a key while the others
@@ -103,10 +106,13 @@ class Reservation:
     """
 
     fd: int
-    part: Path
-    sidecar: Path
+    part: str
     fresh: bool = False
     sidecar_written: bool = False
+
+    @property
+    def sidecar(self) -> str:
+        return self.part + ".json"
 
     @property
     def may_have_sidecar(self) -> bool:
@@ -115,8 +121,8 @@ class Reservation:
     def discard(self) -> None:
         """Remove the part file and its sidecar (the download is not resumable)."""
         if self.may_have_sidecar:
-            self.sidecar.unlink(missing_ok=True)
-        self.part.unlink(missing_ok=True)
+            _unlink(self.sidecar)
+        _unlink(self.part)
 
     def close(self) -> None:
         """Release the lock; without locks (Windows) nothing is resumable."""
@@ -161,38 +167,37 @@ class FetchCache:
         return Path(self._file(key))
 
     @staticmethod
-    def _folder(base: Path, key: str) -> str:
+    def _folder(base: Path, key: str, width: int = 2) -> str:
         # Plain strings on the per-object path: building Path objects cost
         # more than the system calls they name.
-        return f"{base}{os.sep}{key[:2]}"
+        return f"{base}{os.sep}{key[:width]}"
 
     def _file(self, key: str) -> str:
         return f"{self._folder(self._objects, key)}{os.sep}{key}"
 
-    def lookup(self, key: str, size: int | None) -> Path | None:
+    def lookup(self, key: str, size: int | None) -> str | None:
         """The cached file for ``key`` (marked as just used), or None."""
         file = self._file(key)
         try:
-            found = os.stat(file)  # noqa: PTH116 - a plain string, see _folder
+            found = os.stat(file)
         except FileNotFoundError:
             return None
-        path = Path(file)
         changed = size is not None and found.st_size != size
         if changed or not _has_mark(found, key):
             log.warning(
                 "removing %s from the cache: it was written to through a link",
-                path,
+                file,
             )
-            path.unlink(missing_ok=True)
+            _unlink(file)
             return None
-        _touch(path, found)
-        return path
+        _touch(file, found)
+        return file
 
     @staticmethod
-    def is_linked(cached: Path, target: Path) -> bool:
+    def is_linked(cached: str, target: Path) -> bool:
         """Whether ``target`` is a hard link to the cached file ``cached``."""
         try:
-            return os.path.samestat(cached.stat(), target.lstat())
+            return os.path.samestat(os.stat(cached), target.lstat())
         except FileNotFoundError:
             return False
 
@@ -203,31 +208,30 @@ class FetchCache:
         Never waiting for the lock keeps two processes that each hold a key
         the other wants from waiting for each other forever.
         """
-        folder = self._folder(self._tmp, key)
+        folder = self._folder(self._tmp, key, width=1)
         self._ensure(folder)
         if fcntl is None:
-            part = Path(folder, f"{key}.{uuid.uuid4().hex}.part")
+            part = f"{folder}{os.sep}{key}.{uuid.uuid4().hex}.part"
             fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
             fresh = True
         else:
-            part = Path(folder, f"{key}.part")
+            part = f"{folder}{os.sep}{key}.part"
             found = _open_locked(part)
             if found is None:
                 return None
             fd, fresh = found
-        sidecar = part.with_name(part.name + ".json")
-        return Reservation(fd, part, sidecar, fresh=fresh)
+        return Reservation(fd, part, fresh=fresh)
 
-    def place(self, reservation: Reservation, key: str) -> Path:
+    def place(self, reservation: Reservation, key: str) -> str:
         """Move a verified download into the cache, read-only; return its path."""
         self._ensure(self._folder(self._objects, key))
-        path = Path(self._file(key))
-        reservation.part.chmod(READ_ONLY)
+        file = self._file(key)
+        os.chmod(reservation.part, READ_ONLY)
         if reservation.may_have_sidecar:
-            reservation.sidecar.unlink(missing_ok=True)
-        reservation.part.replace(path)
-        os.utime(path, ns=(time.time_ns(), _marked_now(key)))
-        return path
+            _unlink(reservation.sidecar)
+        os.replace(reservation.part, file)
+        os.utime(file, ns=(time.time_ns(), _marked_now(key)))
+        return file
 
     def _ensure(self, folder: str) -> None:
         if folder not in self._folders:
@@ -307,7 +311,7 @@ class FetchCache:
         return removed
 
 
-def link_into(cached: Path, target: Path, *, link: bool = True) -> bool:
+def link_into(cached: str, target: Path, *, link: bool = True) -> bool:
     """Put ``cached`` at ``target`` atomically; True if hard-linked, False copied.
 
     Raises CacheMissError when ``cached`` vanished meanwhile.
@@ -325,7 +329,7 @@ def link_into(cached: Path, target: Path, *, link: bool = True) -> bool:
     return linked
 
 
-def _link_new(cached: Path, target: Path) -> bool:
+def _link_new(cached: str, target: Path) -> bool:
     """Link ``cached`` as ``target`` when no such file exists yet (one call)."""
     try:
         os.link(cached, target)
@@ -339,7 +343,7 @@ def _link_new(cached: Path, target: Path) -> bool:
     return True
 
 
-def _hard_link(cached: Path, tmp: Path) -> bool:
+def _hard_link(cached: str, tmp: Path) -> bool:
     try:
         os.link(cached, tmp)
     except FileNotFoundError as exc:
@@ -352,11 +356,11 @@ def _hard_link(cached: Path, tmp: Path) -> bool:
     return True
 
 
-def _copy(cached: Path, tmp: Path) -> None:
+def _copy(cached: str, tmp: Path) -> None:
     try:
         shutil.copyfile(cached, tmp)
     except FileNotFoundError as exc:
-        if cached.exists():
+        if os.path.exists(cached):
             raise
         raise CacheMissError(str(cached)) from exc
 
@@ -383,13 +387,13 @@ def _has_mark(found: os.stat_result, key: str) -> bool:
     return fraction == 0 or fraction == _mark(key)
 
 
-def _touch(path: Path, found: os.stat_result) -> None:
+def _touch(path: str | Path, found: os.stat_result) -> None:
     # The access time is the LRU clock; the modification time stays.
     with contextlib.suppress(OSError):
         os.utime(path, ns=(time.time_ns(), found.st_mtime_ns))
 
 
-def _open_locked(part: Path) -> tuple[int, bool] | None:
+def _open_locked(part: str) -> tuple[int, bool] | None:
     """Open and lock ``part``: (fd, whether it is empty), or None while locked."""
     while True:
         try:
@@ -410,7 +414,7 @@ def _open_locked(part: Path) -> tuple[int, bool] | None:
 _MOVED = -1
 
 
-def _open_existing_locked(part: Path) -> int | None:
+def _open_existing_locked(part: str) -> int | None:
     """Lock an existing part: its fd, None while locked, _MOVED when it went."""
     try:
         fd = os.open(part, os.O_RDWR)
@@ -420,7 +424,7 @@ def _open_existing_locked(part: Path) -> int | None:
         os.close(fd)
         return None
     try:
-        current = part.stat()
+        current = os.stat(part)
     except FileNotFoundError:
         current = None
     # The holder before us may have renamed its part into the cache.
@@ -441,6 +445,11 @@ def _lock(fd: int) -> bool:
 
 def _is_empty(fd: int) -> bool:
     return os.fstat(fd).st_size == 0
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def _discard_if_free(part: Path) -> bool:

@@ -119,7 +119,11 @@ class ObjectRef:
         return dataclasses.replace(self, key=key, version=version)
 
     def with_version(self, version: str | None) -> ObjectRef:
-        return dataclasses.replace(self, version=version)
+        if version == self.version:
+            return self
+        # Not dataclasses.replace: this runs once per object fetched, and
+        # replace costs several times a plain construction.
+        return ObjectRef(self.scheme, self.bucket, self.key, version, self.account)
 
     def __str__(self) -> str:
         return self.uri
@@ -220,6 +224,10 @@ def _check_s3_bucket(text: str, bucket: str) -> None:
 
 
 def _is_ip_address(text: str) -> bool:
+    # Only digits and dots can spell an address a bucket name could be (IPv6
+    # needs colons, which bucket names lack); skip the parse for the rest.
+    if not text.replace(".", "").isdigit():
+        return False
     try:
         ipaddress.ip_address(text)
     except ValueError:
