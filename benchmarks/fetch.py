@@ -14,11 +14,19 @@ them as refstore would, then measures in the same run:
 
 The first three run in every round, in a rotating order; each reports its
 median round, and its share of raw is the median of the per-round ratios
-(rounds measured side by side drift together on a noisy machine). CPU is
-the benchmark process's (user + system), which leaves the emulator out.
-Run from the repository root::
+(rounds measured side by side drift together on a noisy machine). "CPU" is
+the benchmark process's (user + system), "emulator CPU" the emulator's over
+the same span: on a machine of two cores they share, every CPU second the
+client spends is one the emulator cannot, so both are shown.
+
+``--pin`` runs the emulator on the last CPU and the benchmark on the others,
+as a store runs on machines of its own; without it they share every CPU.
+``--scratch`` says where the files land (default: the system's temporary
+folder); the cost of creating a file differs from one filesystem, and even
+one folder, to the next. Run from the repository root::
 
     .venv/bin/python -m benchmarks.fetch                  # 2000 x 64 KiB + 3 x 64 MiB
+    .venv/bin/python -m benchmarks.fetch --pin --scratch /var/tmp
     .venv/bin/python -m benchmarks.fetch --small 500 --large 0
     .venv/bin/python -m benchmarks.fetch --emulator localstack --jobs 32
 """
@@ -65,6 +73,7 @@ class Sample:
 
     seconds: float
     cpu: float
+    emulator_cpu: float
     requests: int
 
 
@@ -89,6 +98,10 @@ class Result:
         return statistics.median(s.cpu for s in self.samples)
 
     @property
+    def emulator_cpu(self) -> float:
+        return statistics.median(s.emulator_cpu for s in self.samples)
+
+    @property
     def requests(self) -> int:
         return self.samples[0].requests
 
@@ -97,10 +110,10 @@ def main() -> None:
     args = _arguments()
     logging.basicConfig(level=logging.WARNING)
     with (
-        tempfile.TemporaryDirectory(prefix="refstore-bench-") as scratch,
-        _s3(args.emulator, Path(scratch)) as env,
+        tempfile.TemporaryDirectory(prefix="refstore-bench-", dir=args.scratch) as tmp,
+        _s3(args.emulator, Path(tmp), pin=args.pin) as (env, server),
     ):
-        _benchmark(env, Path(scratch), args)
+        _benchmark(env, server, Path(tmp), args)
 
 
 def _arguments() -> argparse.Namespace:
@@ -117,26 +130,62 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument(
         "--emulator", choices=["moto", "localstack"], default="moto", help="(moto)"
     )
+    parser.add_argument(
+        "--pin", action="store_true", help="emulator on the last CPU, us on the rest"
+    )
+    parser.add_argument(
+        "--scratch", type=Path, default=None, help="where files land (system temp)"
+    )
     return parser.parse_args()
 
 
 @contextlib.contextmanager
-def _s3(emulator: str, workdir: Path) -> Iterator[S3Env]:
+def _s3(
+    emulator: str, workdir: Path, *, pin: bool
+) -> Iterator[tuple[S3Env, emulators.Emulator]]:
     clients: dict[str, Any] = {}
     with (
         emulators.isolated_aws_env(workdir),
         emulators.start_emulator(emulator, workdir / "emulator") as server,
     ):
+        if pin:
+            _pin(server.process.pid)
         env = make_s3_env(server, workdir / "home", clients)
         try:
-            yield env
+            yield env, server
         finally:
             env.provider.close()
             for client in clients.values():
                 client.close()
 
 
-def _benchmark(env: S3Env, scratch: Path, args: argparse.Namespace) -> None:
+def _pin(emulator_pid: int) -> None:
+    """The emulator (every thread of it) on the last CPU, this process elsewhere.
+
+    Called before this process starts any thread, so that its threads inherit
+    the setting; the emulator's threads started later inherit theirs too.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("--pin needs two CPUs or more")
+    for task in Path(f"/proc/{emulator_pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), {cpus[-1]})
+    os.sched_setaffinity(0, set(cpus[:-1]))
+    print(f"pinned: emulator on CPU {cpus[-1]}, benchmark on CPU {cpus[:-1]}")
+
+
+def _process_cpu(pid: int) -> float:
+    """User + system seconds of process ``pid`` (every thread) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    # utime and stime are the 14th and 15th fields; the text after ")" starts
+    # with the 3rd.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _benchmark(
+    env: S3Env, server: emulators.Emulator, scratch: Path, args: argparse.Namespace
+) -> None:
+    pid = server.process.pid
     entries = _fill(env, args)
     policy = PartPolicy(threshold=args.part_mib * 2 * MIB, size=args.part_mib * MIB)
 
@@ -153,12 +202,14 @@ def _benchmark(env: S3Env, scratch: Path, args: argparse.Namespace) -> None:
     for round_ in range(args.rounds):
         shift = round_ % len(names)
         for name in names[shift:] + names[:shift]:
-            samples[name].append(_measure(name, method(name, round_)))
+            samples[name].append(_measure(name, pid, method(name, round_)))
     warm = _measure(
-        WARM, lambda: _refstore(env, entries, scratch / "round-0", "warm", args, policy)
+        WARM,
+        pid,
+        lambda: _refstore(env, entries, scratch / "round-0", "warm", args, policy),
     )
     samples[WARM] = [warm]
-    _report(args, entries, samples)
+    _report(args, scratch, entries, samples)
 
 
 def _fill(env: S3Env, args: argparse.Namespace) -> list[ManifestEntry]:
@@ -184,13 +235,20 @@ def _fill(env: S3Env, args: argparse.Namespace) -> list[ManifestEntry]:
     return entries
 
 
-def _measure(name: str, work: Callable[[], int]) -> Sample:
+def _measure(name: str, emulator_pid: int, work: Callable[[], int]) -> Sample:
     cpu = time.process_time()
+    emulator_cpu = _process_cpu(emulator_pid)
     started = time.perf_counter()
     requests = work()
-    sample = Sample(time.perf_counter() - started, time.process_time() - cpu, requests)
+    sample = Sample(
+        time.perf_counter() - started,
+        time.process_time() - cpu,
+        _process_cpu(emulator_pid) - emulator_cpu,
+        requests,
+    )
     print(
-        f"  {name}: {sample.seconds:.2f} s, CPU {sample.cpu:.2f} s, {requests} requests"
+        f"  {name}: {sample.seconds:.2f} s, CPU {sample.cpu:.2f} s, emulator CPU "
+        f"{sample.emulator_cpu:.2f} s, {requests} requests"
     )
     return sample
 
@@ -252,6 +310,7 @@ def _refstore(
 
 def _report(
     args: argparse.Namespace,
+    scratch: Path,
     entries: list[ManifestEntry],
     samples: dict[str, list[Sample]],
 ) -> None:
@@ -269,17 +328,19 @@ def _report(
     ]
     print(
         f"\n{len(entries)} objects, {size / 1e6:.0f} MB, {args.jobs} workers, "
-        f"median of {args.rounds} rounds"
+        f"median of {args.rounds} rounds, {args.emulator}"
+        f"{', pinned' if args.pin else ''}, files in {scratch.parent}"
     )
     print(
         f"{'method':<22}{'s':>8}{'MB/s':>9}{'objects/s':>11}{'CPU s':>8}"
-        f"{'requests':>10}{'vs raw':>8}{'vs files':>10}"
+        f"{'emu CPU':>9}{'requests':>10}{'vs raw':>8}{'vs files':>10}"
     )
     for result in results:
         print(
             f"{result.name:<22}{result.seconds:>8.2f}"
             f"{result.size / result.seconds / 1e6:>9.1f}"
             f"{result.objects / result.seconds:>11.1f}{result.cpu:>8.2f}"
+            f"{result.emulator_cpu:>9.2f}"
             f"{result.requests:>10}{_percent(result.share_of_raw):>8}"
             f"{_percent(result.share_of_files):>10}"
         )

@@ -8,10 +8,13 @@ a pool of ``jobs`` workers:
 1. a file already in the destination with the right content is kept;
 2. else a verified copy in the fetch cache (:mod:`refstore.cache`) is
    hard-linked (or copied) into place;
-3. else the object is downloaded (:mod:`refstore.transfer`): whole, or in
-   parallel ranged parts when large, into the cache when the entry can be
-   cached (else beside its target), checked against every checksum the entry
-   has, and renamed into place.
+3. else the object is downloaded (:mod:`refstore.transfer`): in one read,
+   or when large in ranges that idle workers split off (:mod:`refstore.ranges`),
+   into the cache when the entry can be cached (else beside its target),
+   checked against every checksum the entry has, and renamed into place.
+
+Groups start largest first, so large objects overlap with the many small
+ones instead of trailing after them.
 
 A target is therefore either complete and verified or absent, and an
 interrupted fetch, run again, transfers only what it lacks.
@@ -44,10 +47,10 @@ from refstore.fetch_plan import Group, Target, group_targets, plan
 from refstore.manifest import ManifestEntry
 from refstore.progress import TransferProgress
 from refstore.providers.base import Provider
+from refstore.ranges import SplitDownload, Splitter
 from refstore.transfer import (
     CacheSink,
     FileSink,
-    PartedDownload,
     PartPolicy,
     Sink,
     entry_info,
@@ -175,11 +178,13 @@ class _Run:
         self._outcomes: list[_Outcome] = []
         self._reported = 0
         self._folders: set[Path] = set()
+        self._splitter = Splitter()
         self._workers: Workers | None = None
         self.placed = False
 
     def execute(self, groups: list[Group], jobs: int) -> list[_Outcome]:
-        self._workers = Workers(jobs, "refstore-fetch")
+        self._workers = Workers(jobs, "refstore-fetch", idle=self._splitter.steal)
+        self._splitter.wake = self._workers.wake
         self._workers.run(functools.partial(self._serve_group, g) for g in groups)
         if self._reported != len(groups):
             raise RuntimeError(
@@ -209,7 +214,7 @@ class _Run:
             self._download_to_file(group.targets[0])
 
     def _split_present(
-        self, group: Group, cached: Path | None
+        self, group: Group, cached: str | None
     ) -> tuple[list[_Outcome], list[Target]]:
         present, needed = [], []
         for target in group.targets:
@@ -219,7 +224,7 @@ class _Run:
                 needed.append(target)
         return present, needed
 
-    def _is_present(self, target: Target, cached: Path | None) -> bool:
+    def _is_present(self, target: Target, cached: str | None) -> bool:
         if not target.may_exist:
             return False
         if cached is not None:
@@ -292,8 +297,14 @@ class _Run:
             provider = self._providers.for_ref(info.ref)
             if self._options.parts.splits(provider, entry.size):
                 assert self._workers is not None
-                parted = PartedDownload(
-                    provider, entry, sink, self._options.parts, self._progress, done
+                parted = SplitDownload(
+                    provider,
+                    entry,
+                    sink,
+                    self._options.parts,
+                    splitter=self._splitter,
+                    progress=self._progress,
+                    done=done,
                 )
                 try:
                     parted.start(self._workers.add)
@@ -317,7 +328,7 @@ class _Run:
         done(size, None)
 
     def _link_all(
-        self, cached: Path, targets: list[Target], fetched: int | None
+        self, cached: str, targets: list[Target], fetched: int | None
     ) -> list[_Outcome]:
         """Link ``cached`` to every target; the first was ``fetched`` bytes."""
         outcomes = []

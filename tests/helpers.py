@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +70,37 @@ class OneProvider:
     @property
     def requests(self) -> dict[str, int]:
         return self.provider.requests.snapshot()  # type: ignore[no-any-return]
+
+
+class GatedReads:
+    """A provider source whose reads wait until ``opens`` of them have begun.
+
+    Every read goes to the real provider, unchanged, once the gate opens (or
+    after ``timeout`` seconds). Holding the first bytes back until several
+    reads are under way makes the split of a large download, which depends
+    on how soon idle workers find it, the same on every run.
+    """
+
+    def __init__(self, provider: Any, opens: int, timeout: float = 10.0) -> None:
+        self.provider = provider
+        self._opens = opens
+        self._timeout = timeout
+        self._started = 0
+        self._changed = threading.Condition()
+        self.spans: list[tuple[int, int | None]] = []
+
+    def for_ref(self, ref: ObjectRef) -> Provider:
+        return self  # type: ignore[return-value]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.provider, name)
+
+    def read(self, info: Any, *, start: int = 0, end: int | None = None) -> Any:
+        with self._changed:
+            self._started += 1
+            self.spans.append((start, end))
+            self._changed.notify_all()
+            self._changed.wait_for(
+                lambda: self._started >= self._opens, timeout=self._timeout
+            )
+        return self.provider.read(info, start=start, end=end)

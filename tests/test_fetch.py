@@ -23,7 +23,7 @@ from refstore.fetch import PartPolicy, fetch
 from refstore.fetch_plan import plan
 from refstore.manifest import Manifest, ManifestEntry
 from refstore.uri import ObjectRef
-from tests.helpers import Workspace, files_under
+from tests.helpers import GatedReads, Workspace, files_under
 
 PROJECT = "acme/fetch"
 
@@ -256,41 +256,71 @@ def _pinned(
     return ManifestEntry.from_info(path or key, info)
 
 
-def test_a_large_object_comes_in_ranged_parts_at_its_version(
+def _observed_gets(ws: Workspace, entry: ManifestEntry) -> list[Any]:
+    """The GetObject requests the provider's own client sends from now on.
+
+    A before-send handler that returns None lets the request go unchanged.
+    """
+    sent: list[Any] = []
+    client = ws.context.providers.for_scheme("s3")._client(entry.object_ref())
+    client.meta.events.register(
+        "before-send.s3.GetObject", lambda request, **_: sent.append(request)
+    )
+    return sent
+
+
+def test_a_large_object_fetched_alone_is_split_over_idle_workers(
     ws: Workspace, tmp_path: Path
 ) -> None:
     bucket = ws.s3.make_bucket()
     old = os.urandom(200_000)
     entry = _pinned(ws, bucket, "big.bin", old)
     ws.put(bucket, "big.bin", os.urandom(200_000))
-    before = _gets(ws)
-    sent: list[Any] = []
-    # Observes the requests the provider's own client sends; changes nothing
-    # (a before-send handler that returns None lets the request go).
-    client = ws.context.providers.for_scheme("s3")._client(entry.object_ref())
-
-    def observe(request: Any, **_: Any) -> None:
-        sent.append(request)
-
-    client.meta.events.register("before-send.s3.GetObject", observe)
+    sent = _observed_gets(ws, entry)
+    # 200,000 bytes halve into four ranges of 50,000; a fifth split would
+    # leave ranges under the 32,768-byte minimum. The gate holds the first
+    # bytes back until all four reads are under way.
+    gated = GatedReads(ws.context.providers.for_scheme("s3"), opens=4)
 
     result = fetch(
+        [entry],
+        tmp_path / "out",
+        providers=gated,
+        blobs=ws.context.blobs,
+        cache=FetchCache(tmp_path / "cache"),
+        jobs=8,
+        parts=PartPolicy(threshold=100_000, size=32_768),
+    )
+
+    assert (tmp_path / "out" / "big.bin").read_bytes() == old
+    assert len(sent) == 4
+    assert all(f"versionId={entry.version_id}" in r.url for r in sent)
+    starts = sorted(int(r.headers["Range"].decode()[6:].split("-")[0]) for r in sent)
+    assert starts == [0, 50_000, 100_000, 150_000]
+    assert (result.fetched, result.bytes_fetched) == (1, 200_000)
+    assert files_under(tmp_path / "cache" / "tmp") == {}
+
+
+def test_a_large_object_costs_one_request_when_no_worker_is_idle(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    bucket = ws.s3.make_bucket()
+    body = os.urandom(200_000)
+    entry = _pinned(ws, bucket, "big.bin", body)
+    sent = _observed_gets(ws, entry)
+
+    fetch(
         [entry],
         tmp_path / "out",
         providers=ws.context.providers,
         blobs=ws.context.blobs,
         cache=FetchCache(tmp_path / "cache"),
+        jobs=1,
         parts=PartPolicy(threshold=100_000, size=32_768),
     )
 
-    assert (tmp_path / "out" / "big.bin").read_bytes() == old
-    assert _gets(ws) - before == 7  # ceil(200000 / 32768) ranged GetObjects
-    assert all(f"versionId={entry.version_id}" in r.url for r in sent)
-    assert sorted(r.headers["Range"].decode() for r in sent) == sorted(
-        f"bytes={a}-{min(a + 32_768, 200_000) - 1}" for a in range(0, 200_000, 32_768)
-    )
-    assert (result.fetched, result.bytes_fetched) == (1, 200_000)
-    assert files_under(tmp_path / "cache" / "tmp") == {}
+    assert (tmp_path / "out" / "big.bin").read_bytes() == body
+    assert [r.headers["Range"].decode() for r in sent] == ["bytes=0-199999"]
 
 
 def test_a_wrong_recorded_crc32c_fails_the_parted_download(

@@ -22,6 +22,7 @@ import pytest
 
 from refstore.artifact import Artifact
 from refstore.cache import FetchCache
+from refstore.errors import FetchError
 from refstore.fetch import PartPolicy, fetch
 from tests.emulators import REPO, put_objects
 from tests.helpers import Workspace, files_under
@@ -33,6 +34,7 @@ _FETCHER = """
 import sys
 from pathlib import Path
 from refstore.cache import FetchCache
+from refstore.errors import FetchError
 from refstore.config import Settings
 from refstore.context import Context
 from refstore.fetch import PartPolicy, fetch
@@ -96,9 +98,15 @@ def _kill_when(
         worker.wait()
 
 
-def _gets_for(ws: Workspace, art: Artifact, root: Path) -> int:
+def _fetch_again(ws: Workspace, art: Artifact, root: Path) -> list[tuple[int, int]]:
+    """Fetch ``art`` into ``root`` here; the byte range of each GET it sent."""
+    sent: list[Any] = []
     s3 = ws.context.providers.for_scheme("s3")
-    before = s3.requests.snapshot().get("GetObject", 0)
+    client = s3._client(next(iter(art.manifest.entries.values())).object_ref())
+    # Observes the requests; a before-send handler returning None changes nothing.
+    client.meta.events.register(
+        "before-send.s3.GetObject", lambda request, **_: sent.append(request)
+    )
     fetch(
         art.manifest,
         root,
@@ -107,7 +115,16 @@ def _gets_for(ws: Workspace, art: Artifact, root: Path) -> int:
         cache=FetchCache.from_settings(ws.settings),
         parts=PartPolicy(threshold=2 * PART, size=PART),
     )
-    return s3.requests.snapshot().get("GetObject", 0) - before
+    return [_span(request) for request in sent]
+
+
+def _span(request: Any) -> tuple[int, int]:
+    """[start, end) of a GET's Range header; (0, -1) for a whole object."""
+    header = request.headers.get("Range")
+    if header is None:
+        return (0, -1)
+    first, _, last = header.decode().removeprefix("bytes=").partition("-")
+    return (int(first), int(last) + 1)
 
 
 def test_a_killed_fetch_resumes_with_the_objects_it_lacks(
@@ -124,33 +141,70 @@ def test_a_killed_fetch_resumes_with_the_objects_it_lacks(
     done = sum(1 for path in cached.rglob("*") if path.is_file())
     assert done < len(objects)
 
-    gets = _gets_for(ws, art, tmp_path / "out")
+    gets = _fetch_again(ws, art, tmp_path / "out")
 
-    assert gets == len(objects) - done
+    assert len(gets) == len(objects) - done
     assert files_under(tmp_path / "out") == objects
 
 
-def test_a_killed_parted_download_resumes_with_the_parts_it_lacks(
+def test_a_killed_ranged_download_resumes_with_the_bytes_it_lacks(
     ws: Workspace, tmp_path: Path
 ) -> None:
-    body = os.urandom(64 * PART)
+    size = 64 * PART
+    body = os.urandom(size)
     art = _logged(ws, {"big.bin": body})
     key = FetchCache.key_of(art.manifest.entries["big.bin"])
     assert key is not None
-    sidecar = ws.settings.fetch_cache_dir / "tmp" / key[:2] / f"{key}.part.json"
+    sidecar = ws.settings.fetch_cache_dir / "tmp" / key[:1] / f"{key}.part.json"
 
-    def parts_done() -> list[int]:
+    def recorded() -> list[list[int]]:
         try:
             return list(json.loads(sidecar.read_text())["done"])
         except (OSError, ValueError):
             return []
 
-    _kill_when(ws, art, tmp_path / "out", lambda: len(parts_done()) >= 8)
-    done = len(parts_done())
-    assert done < 64
+    # One worker reads the object front to back, recording every PART bytes.
+    _kill_when(ws, art, tmp_path / "out", lambda: _bytes(recorded()) >= 8 * PART)
+    [[start, done]] = recorded()
+    assert start == 0
+    assert 8 * PART <= done < size
 
-    gets = _gets_for(ws, art, tmp_path / "out")
+    gets = _fetch_again(ws, art, tmp_path / "out")
 
-    assert gets == 64 - done
+    assert gets, "the rest was never requested"
+    assert min(first for first, _ in gets) == done
+    assert all(done <= first < last <= size for first, last in gets)
+    assert len(gets) <= (size - done) // PART
     assert (tmp_path / "out" / "big.bin").read_bytes() == body
     assert not sidecar.exists()
+
+
+def _bytes(intervals: list[list[int]]) -> int:
+    return sum(end - start for start, end in intervals)
+
+
+def test_a_record_of_bytes_that_are_not_there_fails_the_check_and_is_dropped(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    # A part file whose record claims every byte, while the file holds zeros
+    # (a power cut after the record was written, say): the resumed download
+    # must fail its checksum rather than pass the zeros off as the object.
+    size = 4 * PART
+    body = os.urandom(size)
+    art = _logged(ws, {"big.bin": body})
+    key = FetchCache.key_of(art.manifest.entries["big.bin"])
+    assert key is not None
+    folder = ws.settings.fetch_cache_dir / "tmp" / key[:1]
+    folder.mkdir(parents=True)
+    (folder / f"{key}.part").write_bytes(bytes(size))
+    record = {"layout": {"size": size}, "done": [[0, size]]}
+    (folder / f"{key}.part.json").write_text(json.dumps(record))
+
+    with pytest.raises(FetchError, match="md5"):
+        _fetch_again(ws, art, tmp_path / "one")
+
+    assert files_under(folder) == {}
+    assert files_under(tmp_path / "one") == {}
+    gets = _fetch_again(ws, art, tmp_path / "two")
+    assert (tmp_path / "two" / "big.bin").read_bytes() == body
+    assert min(first for first, _ in gets) == 0

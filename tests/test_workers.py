@@ -93,3 +93,64 @@ def test_stop_hands_out_no_more_tasks() -> None:
 def test_at_least_one_worker_is_needed() -> None:
     with pytest.raises(ValueError, match="1 or more"):
         Workers(0, "test")
+
+
+def test_an_idle_worker_runs_what_the_idle_hook_gives() -> None:
+    # The hook hands out three extra tasks, one per call, and then nothing.
+    extra = [lambda: ran.append("extra")] * 3
+    ran: list[str] = []
+    lock = threading.Lock()
+
+    def idle() -> Task | None:
+        with lock:
+            return extra.pop() if extra else None
+
+    Workers(2, "test", idle=idle).run([lambda: ran.append("queued")])
+
+    assert sorted(ran) == ["extra", "extra", "extra", "queued"]
+
+
+def test_wake_makes_sleeping_workers_ask_the_idle_hook_again() -> None:
+    # The only task makes work available through the hook once the other
+    # worker has already asked and gone to sleep; without wake() the work
+    # would wait for the task to end, and the barrier would time out.
+    barrier = threading.Barrier(2, timeout=5)
+    offered: list[Task] = []
+    asked = threading.Event()
+    passed: list[str] = []
+    workers: Workers
+
+    def meet() -> None:
+        barrier.wait()
+        passed.append(threading.current_thread().name)
+
+    def idle() -> Task | None:
+        asked.set()
+        return offered.pop() if offered else None
+
+    def first() -> None:
+        asked.wait(10)
+        time.sleep(0.05)  # the other worker is asleep by now
+        offered.append(meet)
+        workers.wake()
+        meet()
+
+    workers = Workers(2, "test", idle=idle)
+    workers.run([first])
+
+    assert len(set(passed)) == 2
+
+
+def test_a_failing_idle_hook_is_logged_and_the_tasks_still_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    done: list[int] = []
+
+    def idle() -> Task | None:
+        raise ValueError("a bug")
+
+    with caplog.at_level(logging.ERROR, logger="refstore.workers"):
+        Workers(2, "test", idle=idle).run([lambda: done.append(1)] * 3)
+
+    assert done == [1, 1, 1]
+    assert "idle hook failed unexpectedly" in caplog.text

@@ -49,11 +49,15 @@ def _fetch(
     )
 
 
-def _reads(store: Store, size: int) -> int:
-    """The requests a fetch of one object of ``size`` bytes sends."""
+def _reads(store: Store, size: int) -> range:
+    """How many requests a fetch of one object of ``size`` bytes may send.
+
+    One, unless the object may be split: then idle workers take ranges off
+    it, none under ``PART`` bytes, as many as they find in time.
+    """
     if POLICY.splits(store.provider, size):
-        return len(POLICY.spans(size))
-    return 1
+        return range(1, size // PART + 1)
+    return range(1, 2)
 
 
 def test_fetch_gives_the_pinned_bytes_after_an_overwrite(
@@ -73,7 +77,7 @@ def test_fetch_gives_the_pinned_bytes_after_an_overwrite(
     result = _fetch(store, entries, tmp_path / "out", FetchCache(tmp_path / "cache"))
 
     assert files_under(tmp_path / "out") == {"small.txt": small, "big.bin": big}
-    assert store.provider.requests.total() - before == 1 + _reads(store, len(big))
+    assert store.provider.requests.total() - before - 1 in _reads(store, len(big))
     assert result.fetched == 2
 
 
@@ -152,11 +156,13 @@ def test_a_wrong_body_served_over_http_is_detected(
         _fetch(http_store, [entry], tmp_path / "out", FetchCache(tmp_path / "c"))
 
     gets = [r for r in server.logged("b/big.bin") if r.method == "GET"]
-    assert len(gets) == 3
+    assert len(gets) in _reads(http_store, len(body))
     assert {r.headers["If-Match"] for r in gets} == {f'"{entry.etag}"'}
-    assert sorted(r.headers["Range"] for r in gets) == [
-        f"bytes={start}-{start + PART - 1}" for start in (0, PART, 2 * PART)
+    starts = [
+        int(r.headers["Range"].removeprefix("bytes=").split("-")[0]) for r in gets
     ]
+    assert min(starts) == 0
+    assert len(set(starts)) == len(starts)
     assert list((tmp_path / "out").iterdir()) == []
 
 
