@@ -103,9 +103,12 @@ def test_missing_sdk_names_the_extra(
     module: str,
     extra: str,
 ) -> None:
-    # None in sys.modules makes "import SDK" fail as if it were not installed.
+    # None in sys.modules makes "import SDK" fail as if it were not installed;
+    # the provider module and its siblings (s3_client) are imported afresh.
     monkeypatch.setitem(sys.modules, sdk, None)
-    monkeypatch.delitem(sys.modules, f"refstore.providers.{module}")
+    for name in list(sys.modules):
+        if name.startswith(f"refstore.providers.{module}"):
+            monkeypatch.delitem(sys.modules, name)
 
     message = rf"Install refstore\[{extra}\] to use {scheme}:// references"
     with pytest.raises(MissingDependencyError, match=message):
