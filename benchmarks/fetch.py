@@ -21,12 +21,15 @@ client spends is one the emulator cannot, so both are shown.
 
 ``--pin`` runs the emulator on the last CPU and the benchmark on the others,
 as a store runs on machines of its own; without it they share every CPU.
-``--scratch`` says where the files land (default: the system's temporary
-folder); the cost of creating a file differs from one filesystem, and even
-one folder, to the next. Run from the repository root::
+``--scratch`` says where the files land: by default ``.bench/`` in the
+checkout, on the disk a user's own folders are on. Creating a file costs
+very different amounts from one filesystem, and even one folder, to the next
+(on the machine of the README's figures: about 0.05 ms under the checkout,
+0.1-0.5 ms in /var/tmp, 0.5-1 ms in /tmp), and every method here creates
+one per object. Run from the repository root::
 
     .venv/bin/python -m benchmarks.fetch                  # 2000 x 64 KiB + 3 x 64 MiB
-    .venv/bin/python -m benchmarks.fetch --pin --scratch /var/tmp
+    .venv/bin/python -m benchmarks.fetch --pin --scratch /tmp
     .venv/bin/python -m benchmarks.fetch --small 500 --large 0
     .venv/bin/python -m benchmarks.fetch --emulator localstack --jobs 32
 """
@@ -109,6 +112,7 @@ class Result:
 def main() -> None:
     args = _arguments()
     logging.basicConfig(level=logging.WARNING)
+    args.scratch.mkdir(parents=True, exist_ok=True)
     with (
         tempfile.TemporaryDirectory(prefix="refstore-bench-", dir=args.scratch) as tmp,
         _s3(args.emulator, Path(tmp), pin=args.pin) as (env, server),
@@ -134,7 +138,10 @@ def _arguments() -> argparse.Namespace:
         "--pin", action="store_true", help="emulator on the last CPU, us on the rest"
     )
     parser.add_argument(
-        "--scratch", type=Path, default=None, help="where files land (system temp)"
+        "--scratch",
+        type=Path,
+        default=emulators.REPO / ".bench",
+        help="where files land (.bench/ in the checkout)",
     )
     return parser.parse_args()
 

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from refstore.manifest import ManifestEntry
 
-__all__ = ["Checks", "Hasher", "crc32c", "digests_of"]
+__all__ = ["Checks", "Hasher", "crc32c", "digests_of", "recorded_checksums"]
 
 log = logging.getLogger(__name__)
 _CHUNK = 1024 * 1024
@@ -199,6 +199,15 @@ class Checks:
                 for hasher in hashers.values():
                     hasher.update(chunk)
         return self.mismatches(hashers, size)
+
+
+def recorded_checksums(entry: ManifestEntry) -> dict[str, str]:
+    """The checksums of the entry's bytes that a fetch can check, as recorded."""
+    return {
+        name: str(value)
+        for name, value in _recorded(entry)
+        if _decode(value, _ALGORITHMS[name].size) is not None
+    }
 
 
 def _recorded(entry: ManifestEntry) -> Iterable[tuple[str, object]]:

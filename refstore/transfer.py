@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from refstore.cache import FetchCache, Reservation
-from refstore.checksums import Checks
+from refstore.checksums import Checks, recorded_checksums
 from refstore.errors import IntegrityError
 from refstore.manifest import ManifestEntry, ObjectInfo
 from refstore.progress import TransferProgress
@@ -76,7 +76,11 @@ class PartPolicy:
 
 
 def entry_info(entry: ManifestEntry) -> ObjectInfo:
-    """What a provider needs to read exactly the version an entry pins."""
+    """What a provider needs to read exactly the version an entry pins.
+
+    ``checksums`` holds what the fetch checks the bytes against, so that a
+    provider need not have the store check them a second time.
+    """
     ref = entry.object_ref()
     etag = entry.etag if entry.checksummed else None
     return ObjectInfo(
@@ -84,6 +88,7 @@ def entry_info(entry: ManifestEntry) -> ObjectInfo:
         size=entry.size or 0,
         etag=etag,
         last_modified=_recorded_time(entry.extra.get("lastModified")),
+        checksums=recorded_checksums(entry) if entry.checksummed else {},
     )
 
 

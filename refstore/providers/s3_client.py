@@ -141,6 +141,9 @@ def _config(options: Mapping[str, Any]) -> Config:
         retries=retries,  # type: ignore[arg-type]
         s3=s3 or None,  # type: ignore[arg-type]
         max_pool_connections=MAX_POOL_CONNECTIONS,
+        # Reads ask for S3's checksum themselves where it is needed (see
+        # _get_params in refstore.providers.s3).
+        response_checksum_validation="when_required",
         connect_timeout=CONNECT_TIMEOUT,
         read_timeout=READ_TIMEOUT,
         user_agent_extra="refstore",

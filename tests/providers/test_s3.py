@@ -10,10 +10,12 @@ credentials by default."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import io
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from boto3.s3.transfer import TransferConfig
@@ -278,6 +280,38 @@ def test_read_refuses_an_etag_the_version_does_not_have(s3: S3Env) -> None:
 
     with pytest.raises(IntegrityError, match="not the recorded"):
         s3.provider.read(wrong)
+
+
+@pytest.mark.parametrize(
+    ("recorded", "asks"),
+    [
+        pytest.param(True, False, id="checksum-recorded"),
+        pytest.param(False, True, id="nothing-recorded"),
+    ],
+)
+def test_a_whole_read_asks_s3_for_its_checksum_only_when_none_is_recorded(
+    s3: S3Env, recorded: bool, asks: bool
+) -> None:
+    # With a checksum recorded the fetch checks the bytes itself; without one
+    # S3 sends the checksum it stores and botocore checks the body.
+    bucket = s3.make_bucket()
+    s3.put(bucket, "k.txt", b"bytes", ChecksumAlgorithm="CRC32")
+    info = s3.provider.stat(s3_ref(bucket, "k.txt"))
+    if not recorded:
+        info = dataclasses.replace(info, checksums={})
+    sent: list[Any] = []
+    client = s3.provider._client(info.ref)
+    # Observes the requests; a before-send handler returning None changes nothing.
+    client.meta.events.register(
+        "before-send.s3.GetObject", lambda request, **_: sent.append(request)
+    )
+
+    assert read_all(s3.provider, info) == b"bytes"
+    assert read_all(s3.provider, info, start=1) == b"ytes"
+
+    whole, ranged = (r.headers.get("x-amz-checksum-mode") for r in sent)
+    assert whole == (b"ENABLED" if asks else None)
+    assert ranged is None
 
 
 @pytest.mark.parametrize("pin", ["deleted-version", "delete-marker"])
