@@ -95,7 +95,9 @@ class Api:
     def runs(self, project: str, filters: Mapping[str, Any] | None = None) -> list[Run]:
         """The runs of ``entity/project`` matching every filter, oldest first.
 
-        Filters: ``state``, ``job_type``, ``sweep`` (a sweep id), and
+        Filters: ``state`` (``running``, ``finished``, ``failed``, or
+        ``crashed``: running but silent for longer than the catalog's run
+        timeout), ``job_type``, ``sweep`` (a sweep id), and
         ``config.KEY`` or ``summary.KEY`` (dots reach into nested dicts),
         each compared for equality.
         """

@@ -86,7 +86,8 @@ def serve(
     REFSTORE_ADMIN_TOKEN set, that token is registered for ADMIN instead.
     Several processes may serve one PostgreSQL catalog if they share the
     blob store folder. SIGTERM stops accepting and finishes requests in
-    flight.
+    flight. A running run silent for REFSTORE_RUN_TIMEOUT_SECONDS (default
+    300) reads as crashed to every client.
     """
     from refstore.server import ServerConfig
     from refstore.server import serve as run
@@ -102,6 +103,7 @@ def serve(
         workers=workers,
         admin_name=admin_name,
         admin_token=os.environ.get("REFSTORE_ADMIN_TOKEN") or None,
+        run_timeout=_settings().run_timeout,
     )
     run(config)
 
@@ -206,7 +208,7 @@ def token_generate() -> None:
 
 @click.group(epilog=EXIT_CODES)
 def user() -> None:
-    """Add and list users (site admins)."""
+    """Add, list, disable and enable users (site admins)."""
 
 
 @user.command("add")
@@ -225,14 +227,39 @@ def user_add(name: str, admin: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @handle_errors
 def user_list(as_json: bool) -> None:
-    """List every user."""
+    """List every user, disabled ones too."""
     with accounts.service_admin(_settings()) as admin:
         _show(admin.users(), as_json)
 
 
+@user.command("disable")
+@click.argument("name")
+@handle_errors
+def user_disable(name: str) -> None:
+    """Refuse every token of NAME at once; what they logged is kept.
+
+    Their projects, versions, runs and team memberships stay; their tokens
+    stay stored and work again after `refstore user enable NAME`. You cannot
+    disable yourself.
+    """
+    with accounts.service_admin(_settings()) as admin:
+        answer = admin.disable_user(name)
+    click.echo(f"{answer['name']} is disabled since {answer['disabled_at']}")
+
+
+@user.command("enable")
+@click.argument("name")
+@handle_errors
+def user_enable(name: str) -> None:
+    """Let the disabled user NAME sign in again with their tokens."""
+    with accounts.service_admin(_settings()) as admin:
+        answer = admin.enable_user(name)
+    click.echo(f"{answer['name']} is enabled")
+
+
 @click.group(epilog=EXIT_CODES)
 def team() -> None:
-    """Create teams and manage their members (a team's projects are TEAM/...)."""
+    """Create, delete and manage teams (a team's projects are TEAM/...)."""
 
 
 @team.command("create")
@@ -256,6 +283,17 @@ def team_show(name: str, as_json: bool) -> None:
         print_json(answer)
     else:
         _members(answer)
+
+
+@team.command("delete")
+@click.argument("name")
+@handle_errors
+def team_delete(name: str) -> None:
+    """Delete the team NAME and its memberships (it must own no projects)."""
+    with accounts.service_admin(_settings()) as admin:
+        answer = admin.delete_team(name)
+    removed = answer["removed_members"]
+    click.echo(f"deleted team {answer['team']} ({removed} memberships removed)")
 
 
 @team.command("add-member")

@@ -1,7 +1,8 @@
 """Settings: where refstore keeps its files, and how to reach each bucket.
 
 Settings come from the environment (``REFSTORE_HOME``, ``REFSTORE_URL``,
-``REFSTORE_CACHE_DIR``, ``REFSTORE_PROJECT``, ``REFSTORE_TOKEN``) and from
+``REFSTORE_CACHE_DIR``, ``REFSTORE_PROJECT``, ``REFSTORE_TOKEN``,
+``REFSTORE_HEARTBEAT_SECONDS``, ``REFSTORE_RUN_TIMEOUT_SECONDS``) and from
 ``config.toml`` in the refstore home. Provider SDKs keep reading their own
 standard variables and files; refstore's config adds per-bucket options on
 top, so that one artifact can mix buckets on AWS, MinIO and LocalStack::
@@ -20,6 +21,8 @@ top, so that one artifact can mix buckets on AWS, MinIO and LocalStack::
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -29,7 +32,15 @@ from typing import Any
 from refstore.errors import ConfigError
 from refstore.uri import ObjectRef
 
-__all__ = ["Settings", "parse_size"]
+__all__ = [
+    "DEFAULT_HEARTBEAT_INTERVAL",
+    "DEFAULT_RUN_TIMEOUT",
+    "Settings",
+    "parse_size",
+]
+
+DEFAULT_HEARTBEAT_INTERVAL = datetime.timedelta(seconds=30)
+DEFAULT_RUN_TIMEOUT = datetime.timedelta(seconds=300)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +58,15 @@ class Settings:
     # The refstore service's bearer token (REFSTORE_TOKEN); kept out of reprs
     # so that it never reaches a log line.
     token: str | None = dataclasses.field(default=None, repr=False)
+    # How often a live run tells the catalog so (REFSTORE_HEARTBEAT_SECONDS).
+    heartbeat_interval: datetime.timedelta = DEFAULT_HEARTBEAT_INTERVAL
+    # A running run silent for longer reads as crashed
+    # (REFSTORE_RUN_TIMEOUT_SECONDS). The catalog applies it: an embedded one
+    # takes it from here, a service from the settings of its own process.
+    run_timeout: datetime.timedelta = DEFAULT_RUN_TIMEOUT
+
+    def __post_init__(self) -> None:
+        _check_run_timing(self.heartbeat_interval, self.run_timeout)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -61,6 +81,12 @@ class Settings:
             project=env.get("REFSTORE_PROJECT") or None,
             stores=_read_stores(home / "config.toml"),
             token=env.get("REFSTORE_TOKEN") or None,
+            heartbeat_interval=_seconds(
+                env, "REFSTORE_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT_INTERVAL
+            ),
+            run_timeout=_seconds(
+                env, "REFSTORE_RUN_TIMEOUT_SECONDS", DEFAULT_RUN_TIMEOUT
+            ),
         )
 
     @property
@@ -87,6 +113,42 @@ class Settings:
         stores = {key: dict(value) for key, value in self.stores.items()}
         stores.setdefault(location.rstrip("/"), {}).update(options)
         return dataclasses.replace(self, stores=stores)
+
+
+def _seconds(
+    env: Mapping[str, str], name: str, default: datetime.timedelta
+) -> datetime.timedelta:
+    text = env.get(name)
+    if not text:
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(
+            f"{name}={text!r} is not a duration: give a positive number of "
+            f"seconds, such as {default.total_seconds():g}"
+        )
+    return datetime.timedelta(seconds=seconds)
+
+
+def _check_run_timing(
+    heartbeat: datetime.timedelta, timeout: datetime.timedelta
+) -> None:
+    if heartbeat <= datetime.timedelta(0):
+        raise ConfigError(
+            f"the heartbeat interval must be positive, not {heartbeat}: set "
+            "REFSTORE_HEARTBEAT_SECONDS to a number of seconds, such as 30"
+        )
+    if timeout <= heartbeat:
+        raise ConfigError(
+            f"the run timeout ({timeout.total_seconds():g} s) must be longer than "
+            f"the heartbeat interval ({heartbeat.total_seconds():g} s), or live "
+            "runs read as crashed between heartbeats: raise "
+            "REFSTORE_RUN_TIMEOUT_SECONDS (several intervals, e.g. 10 times) or "
+            "lower REFSTORE_HEARTBEAT_SECONDS"
+        )
 
 
 def _read_stores(path: Path) -> dict[str, dict[str, Any]]:

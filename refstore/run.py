@@ -10,6 +10,10 @@ edits config and summary, but logs nothing until it is resumed.
 ``run.config`` and ``run.summary`` behave like dicts and are saved to the
 catalog whenever they change (and once more when the run finishes, which
 catches edits inside nested values).
+
+An active run sends heartbeats (:mod:`refstore.heartbeat`) until it
+finishes; a run whose process died without finishing reads as ``crashed``
+once its heartbeat is older than the catalog's run timeout.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from types import TracebackType
 from typing import Any
 
 from refstore.artifact import Artifact
-from refstore.catalog.base import RunRecord, RunState
+from refstore.catalog.base import RunRecord, RunState, StoredRunState
 from refstore.context import Context
 from refstore.errors import ConflictError, NotFoundError
+from refstore.heartbeat import Heartbeat
 from refstore.names import parse_artifact_path
 
 __all__ = ["Run", "RunDict"]
@@ -96,6 +101,15 @@ class Run:
         self._on_finish: list[Callable[[Run], None]] = []
         self.config = RunDict(record.config, self._saver("config"))
         self.summary = RunDict(record.summary, self._saver("summary"))
+        self._heartbeat: Heartbeat | None = None
+        if active:
+            self._heartbeat = Heartbeat(
+                context.catalog,
+                record.project,
+                record.id,
+                context.settings.heartbeat_interval,
+            )
+            self._heartbeat.start()
 
     # -- identity -------------------------------------------------------
 
@@ -123,6 +137,8 @@ class Run:
 
     @property
     def state(self) -> RunState:
+        """running, finished, failed, or crashed (running, but silent for
+        longer than the catalog's run timeout), as last read."""
         return self._record.state
 
     @property
@@ -215,7 +231,9 @@ class Run:
         """End the run: finished, or failed when ``exit_code`` is not 0."""
         if not self._active:
             return
-        state: RunState = "failed" if exit_code else "finished"
+        if self._heartbeat is not None:
+            self._heartbeat.stop()  # no heartbeat may follow the last update
+        state: StoredRunState = "failed" if exit_code else "finished"
         self._record = self._context.catalog.update_run(
             self.project,
             self.id,

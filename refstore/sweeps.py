@@ -171,12 +171,21 @@ class Sweep:
 
     @property
     def runs(self) -> list[Run]:
-        """The sweep's runs, oldest first, each with its config and summary."""
+        """The sweep's runs, oldest first, each with its config and summary.
+
+        A trial whose process died (killed, machine lost) reads as crashed.
+        """
         records = self._context.catalog.list_runs(self.project, sweep=self.id)
         return [Run(record, self._context) for record in records]
 
     def best_run(self) -> Run | None:
-        """The run whose summary holds the best value of the sweep's metric."""
+        """The run whose summary holds the best value of the sweep's metric.
+
+        Every trial that reported the metric competes, whatever its state:
+        a trial that crashed or failed after reporting keeps the value it
+        reached (its ``state`` tells; filter ``sweep.runs`` for finished
+        ones only). Trials that never reported it are left out.
+        """
         metric = self.metric
         if metric is None:
             raise RefstoreError(

@@ -46,8 +46,9 @@ _SQL_SCHEMES = frozenset({"sqlite", "postgresql", "postgres"})
 def open_catalog(settings: Settings, clock: Clock | None = None) -> Catalog:
     """The catalog ``settings.catalog_url`` names, with the blob store beside it.
 
-    ``clock`` (UTC-aware times) decides what has expired; the system clock
-    by default. A service keeps its own clock, so ``clock`` does not apply
+    ``clock`` (UTC-aware times) decides what has expired, and, with
+    ``settings.run_timeout``, which runs have crashed; the system clock by
+    default. A service keeps its own clock and timeout, so neither applies
     to it.
     """
     url = settings.catalog_url
@@ -65,7 +66,8 @@ def open_catalog(settings: Settings, clock: Clock | None = None) -> Catalog:
     # SQLAlchemy and Alembic load only when a SQL catalog is opened.
     from refstore.catalog.sql import SqlCatalog
 
-    return SqlCatalog(url, BlobStore(settings.blob_dir), clock)
+    blobs = BlobStore(settings.blob_dir)
+    return SqlCatalog(url, blobs, clock, run_timeout=settings.run_timeout)
 
 
 def _scheme(url: str) -> str:

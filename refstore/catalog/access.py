@@ -16,6 +16,10 @@ Deleting (versions, aliases, the project's default TTL) stays with members
 whatever the visibility, and so does managing (visibility): a team's admins
 manage its projects, a user manages their own.
 
+A site admin may disable a user: their tokens are kept but refused
+(:class:`Refusal`) until the user is enabled again; what they own and the
+teams they belong to stay as they were.
+
 Tokens are 32 random bytes, URL-safe base64 with a ``rs_`` prefix so that
 secret scanners can spot them. Only their sha256 is stored: a token has 256
 bits of entropy, so a fast hash needs no salt or stretching to resist
@@ -34,14 +38,17 @@ from typing import Literal
 __all__ = [
     "ACTIONS",
     "ANONYMOUS",
+    "UNKNOWN_TOKEN",
     "VISIBILITIES",
     "Action",
     "Principal",
     "ProjectAccess",
+    "Refusal",
     "Verdict",
     "Visibility",
     "can_read",
     "decide",
+    "disabled_user",
     "new_token",
     "same_digest",
     "token_digest",
@@ -86,6 +93,28 @@ class Principal:
 
 
 ANONYMOUS = Principal(None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Refusal:
+    """Why a token signs nobody in; the service answers 401 with it."""
+
+    code: str
+    detail: str
+
+
+UNKNOWN_TOKEN = Refusal(
+    "unauthenticated",
+    "the token is unknown or revoked; `refstore login` with a valid one",
+)
+
+
+def disabled_user(name: str) -> Refusal:
+    return Refusal(
+        "account_disabled",
+        f"the account {name!r} is disabled; ask a site admin to enable it "
+        f"(`refstore user enable {name}`)",
+    )
 
 
 @dataclasses.dataclass(frozen=True)

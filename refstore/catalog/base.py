@@ -11,6 +11,12 @@ Expired versions (their ``expires_at`` has passed by the catalog's clock)
 are invisible to every query at once; :meth:`Catalog.delete_expired` removes
 them for good. ``latest`` always names the newest version that has not
 expired.
+
+A run is ``running``, ``finished`` or ``failed`` as its owner set it, or
+``crashed``: running, but silent (no update, see :meth:`Catalog.update_run`)
+for longer than the catalog's run timeout by the catalog's clock. Crashed is
+derived when the run is read, never stored, so a run that speaks again, or
+is resumed, finished or failed by its owner, leaves it at once.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from refstore.ttl import INHERIT, TtlPolicy
 __all__ = [
     "RESUME_MODES",
     "RUN_STATES",
+    "STORED_RUN_STATES",
     "ArtifactRecord",
     "Catalog",
     "Clock",
@@ -35,6 +42,7 @@ __all__ = [
     "Resume",
     "RunRecord",
     "RunState",
+    "StoredRunState",
     "SweepRecord",
     "SweepState",
     "VersionEdit",
@@ -42,8 +50,11 @@ __all__ = [
 ]
 
 Clock = Callable[[], datetime.datetime]
-RunState = Literal["running", "finished", "failed"]
-RUN_STATES: tuple[RunState, ...] = ("running", "finished", "failed")
+# What an owner sets; the catalog reports "crashed" besides (see above).
+StoredRunState = Literal["running", "finished", "failed"]
+STORED_RUN_STATES: tuple[StoredRunState, ...] = ("running", "finished", "failed")
+RunState = Literal["running", "finished", "failed", "crashed"]
+RUN_STATES: tuple[RunState, ...] = (*STORED_RUN_STATES, "crashed")
 SweepState = Literal["pending", "running", "finished"]
 Resume = Literal["allow", "must", "never"]
 RESUME_MODES: tuple[Resume, ...] = ("allow", "must", "never")
@@ -295,9 +306,15 @@ class Catalog(Protocol):
         *,
         config: Mapping[str, Any] | None = None,
         summary: Mapping[str, Any] | None = None,
-        state: RunState | None = None,
+        state: StoredRunState | None = None,
     ) -> RunRecord:
-        """Replace what is given; every update is also a heartbeat."""
+        """Replace what is given; an update is also a heartbeat.
+
+        An update with nothing but the run is the heartbeat a live run sends.
+        A crashed run is revived by a heartbeat or a new state, but not by an
+        edit of its config or summary alone: that may come from anyone
+        (``Api().run(path).summary``), not only from a process still running it.
+        """
         ...
 
     def list_runs(
@@ -308,7 +325,10 @@ class Catalog(Protocol):
         job_type: str | None = None,
         sweep: str | None = None,
     ) -> list[RunRecord]:
-        """The runs of a project that match every filter given, oldest first."""
+        """The runs of a project that match every filter given, oldest first.
+
+        ``state="running"`` leaves out the crashed runs; ``"crashed"`` finds them.
+        """
         ...
 
     # -- lineage --------------------------------------------------------

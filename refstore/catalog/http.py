@@ -29,6 +29,7 @@ from refstore.catalog.base import (
     Resume,
     RunRecord,
     RunState,
+    StoredRunState,
     SweepRecord,
     VersionEdit,
     VersionRecord,
@@ -201,7 +202,7 @@ class HttpCatalog:
         *,
         config: Mapping[str, Any] | None = None,
         summary: Mapping[str, Any] | None = None,
-        state: RunState | None = None,
+        state: StoredRunState | None = None,
     ) -> RunRecord:
         body = {
             "config": None if config is None else dict(config),

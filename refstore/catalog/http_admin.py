@@ -35,6 +35,16 @@ class ServiceAdmin:
     def users(self) -> list[JSON]:
         return list(self._call("GET", "/users")["users"])
 
+    def disable_user(self, name: str) -> JSON:
+        answer: JSON = self._call("PUT", "/users" + quote(name, "disabled"))
+        return answer
+
+    def enable_user(self, name: str) -> JSON:
+        # Enabling twice is enabling once: safe to retry.
+        path = "/users" + quote(name, "disabled")
+        answer: JSON = self._call("DELETE", path, idempotent=True)
+        return answer
+
     def create_token(self, label: str, user: str | None = None) -> JSON:
         answer: JSON = self._call(
             "POST", "/tokens", body={"label": label, "user": user}
@@ -54,6 +64,10 @@ class ServiceAdmin:
 
     def team(self, name: str) -> JSON:
         answer: JSON = self._call("GET", "/teams" + quote(name))
+        return answer
+
+    def delete_team(self, name: str) -> JSON:
+        answer: JSON = self._call("DELETE", "/teams" + quote(name))
         return answer
 
     def set_member(self, team: str, user: str, role: str = "member") -> JSON:

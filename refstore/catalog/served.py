@@ -29,9 +29,12 @@ import zstandard
 from refstore.catalog import sql_access
 from refstore.catalog.access import (
     ANONYMOUS,
+    UNKNOWN_TOKEN,
     Principal,
     ProjectAccess,
+    Refusal,
     Visibility,
+    disabled_user,
     new_token,
     token_digest,
     token_shaped,
@@ -88,16 +91,16 @@ class ServedCatalog(SqlCatalog):
 
     # -- identities -----------------------------------------------------
 
-    def principal_for_token(self, token: str) -> Principal | None:
-        """The owner of ``token``; None when no such token exists."""
+    def principal_for_token(self, token: str) -> Principal | Refusal:
+        """The owner of ``token``, or why it signs nobody in."""
         return self.authorize(token, [])[0]
 
     def authorize(
         self, token: str | None, projects: Sequence[str]
-    ) -> tuple[Principal | None, dict[str, ProjectAccess]]:
-        """Who ``token`` belongs to (ANONYMOUS without one; None if unknown)
-        and the access facts of ``projects``, read in one transaction: this
-        runs before every request."""
+    ) -> tuple[Principal | Refusal, dict[str, ProjectAccess]]:
+        """Who ``token`` belongs to (ANONYMOUS without one; a Refusal when it
+        is unknown or its user is disabled) and the access facts of
+        ``projects``, read in one transaction: this runs before every request."""
         digest = token_digest(token) if token and token_shaped(token) else None
 
         def work(tx: Tx) -> tuple[Any, dict[str, ProjectAccess]]:
@@ -110,11 +113,13 @@ class ServedCatalog(SqlCatalog):
         if token is None:
             return ANONYMOUS, facts
         if found is None:
-            return None, facts
-        principal, token_id, last_used = found
+            return UNKNOWN_TOKEN, facts
+        if found.disabled:
+            return disabled_user(found.principal.label), facts
+        last_used = found.last_used_at
         if last_used is None or self._now() - last_used > _TOUCH_EVERY:
-            self._write(lambda tx: sql_access.touch_token(tx, token_id))
-        return principal, facts
+            self._write(lambda tx: sql_access.touch_token(tx, found.token_id))
+        return found.principal, facts
 
     def ensure_admin(self, name: str, token: str | None) -> str | None:
         """Make sure a site admin exists; return a new token to show, if made.
@@ -152,6 +157,17 @@ class ServedCatalog(SqlCatalog):
     def users(self) -> list[UserRecord]:
         return self._read(sql_access.users)
 
+    def disable_user(self, actor: str, name: str) -> UserRecord:
+        """Refuse every token of ``name`` from now on (``actor``: who asks)."""
+        record = self._write(lambda tx: sql_access.disable_user(tx, actor, name))
+        log.info("user %s is disabled (by %s)", name, actor)
+        return record
+
+    def enable_user(self, name: str) -> UserRecord:
+        record = self._write(lambda tx: sql_access.enable_user(tx, name))
+        log.info("user %s is enabled", name)
+        return record
+
     def create_token(self, user: str, label: str) -> tuple[TokenRecord, str]:
         token = new_token()
         record = self._write(
@@ -179,6 +195,12 @@ class ServedCatalog(SqlCatalog):
 
     def team_members(self, team: str) -> list[Member]:
         return self._read(lambda tx: sql_access.team_members(tx, team))
+
+    def delete_team(self, team: str) -> int:
+        """Delete a team owning no projects; return how many members it had."""
+        removed = self._write(lambda tx: sql_access.delete_team(tx, team))
+        log.info("deleted team %s and its %d memberships", team, removed)
+        return removed
 
     # -- projects -------------------------------------------------------
 
@@ -269,6 +291,14 @@ def _ensure_admin_with(tx: Tx, name: str, digest: str) -> None:
         sql_access.create_user(tx, name, is_admin=True)
     # The operator names this user the admin, even if it was made otherwise.
     sql_access.make_admin(tx, name)
+    # But not enabled again: the token may be why a site admin disabled them.
+    if sql_access.user(tx, name).disabled:
+        log.warning(
+            "the site admin %s is disabled: REFSTORE_ADMIN_TOKEN is refused until "
+            "another site admin runs `refstore user enable %s`",
+            name,
+            name,
+        )
     with contextlib.suppress(ConflictError):
         sql_access.add_token(tx, name, "REFSTORE_ADMIN_TOKEN", digest)
 

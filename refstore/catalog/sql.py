@@ -12,7 +12,8 @@ and the insert of the next version cannot interleave with another writer's,
 so there is never a second ``v3``.
 
 The clock (``clock``, UTC-aware) decides what has expired and stamps every
-record; tests pass one they control.
+record; tests pass one they control. By the same clock, a running run whose
+last heartbeat is older than ``run_timeout`` reads as crashed.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from refstore.catalog import (
 from refstore.catalog.base import (
     RESUME_MODES,
     RUN_STATES,
+    STORED_RUN_STATES,
     ArtifactRecord,
     Clock,
     NewRun,
@@ -45,12 +47,14 @@ from refstore.catalog.base import (
     Resume,
     RunRecord,
     RunState,
+    StoredRunState,
     SweepRecord,
     VersionEdit,
     VersionRecord,
 )
 from refstore.catalog.engine import catalog_error, open_engine, redacted, translating
 from refstore.catalog.sql_rows import Tx, check_json, split_project
+from refstore.config import DEFAULT_RUN_TIMEOUT
 from refstore.errors import CatalogError, ConflictError
 from refstore.names import LATEST, validate_alias, validate_name
 from refstore.ttl import INHERIT, check_ttl
@@ -78,10 +82,18 @@ class SqlCatalog:
     ``postgresql://...`` (spoken with psycopg 3).
     """
 
-    def __init__(self, url: str, blobs: BlobStore, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        blobs: BlobStore,
+        clock: Clock | None = None,
+        *,
+        run_timeout: datetime.timedelta = DEFAULT_RUN_TIMEOUT,
+    ) -> None:
         self.url = url
         self.blobs = blobs
         self._clock = clock or utc_now
+        self._run_timeout = run_timeout
         self._engine, lock_path = open_engine(url)
         try:
             with translating(url):
@@ -207,10 +219,10 @@ class SqlCatalog:
         *,
         config: Mapping[str, Any] | None = None,
         summary: Mapping[str, Any] | None = None,
-        state: RunState | None = None,
+        state: StoredRunState | None = None,
     ) -> RunRecord:
         if state is not None:
-            _check_state(state)
+            _check_new_state(state)
         return self._write(
             lambda tx: sql_runs.update_run(
                 tx, project, run_id, config=config, summary=summary, state=state
@@ -316,7 +328,8 @@ class SqlCatalog:
                 with self._engine.connect() as conn:
                     conn.execution_options(refstore_write=write)
                     with conn.begin():
-                        return work(Tx(conn, self._now(), where))
+                        tx = Tx(conn, self._now(), where, self._run_timeout)
+                        return work(tx)
             except DBAPIError as exc:
                 if not (write and attempt < _ATTEMPTS and _is_transient(exc)):
                     raise catalog_error(self.url, exc) from exc
@@ -415,6 +428,19 @@ def _check_state(state: str) -> None:
     if state not in RUN_STATES:
         raise CatalogError(
             f"{state!r} is not a run state: use one of {', '.join(RUN_STATES)}"
+        )
+
+
+def _check_new_state(state: str) -> None:
+    if state == "crashed":
+        raise CatalogError(
+            "'crashed' is not a run state a run can be set to: the catalog "
+            "derives it from a run's silence; set one of "
+            + ", ".join(STORED_RUN_STATES)
+        )
+    if state not in STORED_RUN_STATES:
+        raise CatalogError(
+            f"{state!r} is not a run state: set one of {', '.join(STORED_RUN_STATES)}"
         )
 
 

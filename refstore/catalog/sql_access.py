@@ -12,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 import datetime
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Row, delete, or_, select, update
 
 from refstore.catalog import sql_versions
 from refstore.catalog.access import (
@@ -44,12 +45,16 @@ from refstore.errors import ConflictError, NotFoundError
 __all__ = [
     "Member",
     "RequestKey",
+    "TokenOwner",
     "TokenRecord",
     "UserRecord",
     "add_project_blobs",
     "add_token",
     "create_team",
     "create_user",
+    "delete_team",
+    "disable_user",
+    "enable_user",
     "log_once",
     "make_admin",
     "ping",
@@ -67,17 +72,22 @@ __all__ = [
     "team_members",
     "tokens_of",
     "touch_token",
+    "user",
     "users",
 ]
 
 _CHUNK = 500
+_LISTED = 5
 
 
 @dataclasses.dataclass(frozen=True)
 class UserRecord:
     name: str
     is_admin: bool
+    # A disabled user keeps everything but may not sign in (see disable_user).
+    disabled: bool
     created_at: datetime.datetime
+    disabled_at: datetime.datetime | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +105,16 @@ class TokenRecord:
     label: str
     created_at: datetime.datetime
     last_used_at: datetime.datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenOwner:
+    """Who a token belongs to, as authentication reads it on every request."""
+
+    principal: Principal
+    token_id: int
+    last_used_at: datetime.datetime | None
+    disabled: bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +137,7 @@ def create_user(tx: Tx, name: str, *, is_admin: bool = False) -> UserRecord:
     values = {"name": name, "kind": "user", "is_admin": is_admin, "created_at": tx.now}
     if not inserted(tx, entities, ["name"], values):
         raise ConflictError(_taken(tx, name))
-    return UserRecord(name, is_admin, tx.now)
+    return UserRecord(name, is_admin, False, tx.now, None)
 
 
 def make_admin(tx: Tx, name: str) -> None:
@@ -131,11 +151,76 @@ def make_admin(tx: Tx, name: str) -> None:
 
 def users(tx: Tx) -> list[UserRecord]:
     rows = tx.conn.execute(
-        select(entities.c.name, entities.c.is_admin, entities.c.created_at)
-        .where(entities.c.kind == "user")
-        .order_by(entities.c.name)
+        select(entities).where(entities.c.kind == "user").order_by(entities.c.name)
     )
-    return [UserRecord(row.name, row.is_admin, row.created_at) for row in rows]
+    return [_user(row) for row in rows]
+
+
+def _user(row: Row[Any]) -> UserRecord:
+    disabled = row.disabled_at is not None
+    return UserRecord(row.name, row.is_admin, disabled, row.created_at, row.disabled_at)
+
+
+def user(tx: Tx, name: str) -> UserRecord:
+    row = tx.conn.execute(
+        select(entities).where(entities.c.name == name, entities.c.kind == "user")
+    ).first()
+    if row is None:
+        raise NotFoundError(f"no user {name!r}; `refstore user list` shows them all")
+    return _user(row)
+
+
+def disable_user(tx: Tx, actor: str, name: str) -> UserRecord:
+    """Stop every token of ``name`` from working; keep everything else.
+
+    Disabling a disabled user changes nothing (not even when it happened).
+    """
+    if name == actor:
+        raise ConflictError(
+            f"you cannot disable yourself ({actor!r}): the site must keep a site "
+            "admin who can sign in; ask another site admin to do it"
+        )
+    _lock_users(tx, actor, name)
+    tx.conn.execute(
+        update(entities)
+        .where(
+            entities.c.id == _entity_pk(tx, name, "user"),
+            entities.c.disabled_at.is_(None),
+        )
+        .values(disabled_at=tx.now)
+    )
+    return user(tx, name)
+
+
+def enable_user(tx: Tx, name: str) -> UserRecord:
+    """Let ``name`` sign in again with the tokens they had."""
+    tx.conn.execute(
+        update(entities)
+        .where(entities.c.id == _entity_pk(tx, name, "user"))
+        .values(disabled_at=None)
+    )
+    return user(tx, name)
+
+
+def _lock_users(tx: Tx, actor: str, name: str) -> None:
+    """Lock both users' rows, then check that ``actor`` is still enabled.
+
+    Two site admins disabling each other at the same moment would otherwise
+    both succeed and leave the site without one. Locking in id order makes
+    the second wait for the first instead of deadlocking; SQLite serialises
+    writers anyway and ignores FOR UPDATE.
+    """
+    rows = tx.conn.execute(
+        select(entities.c.name, entities.c.disabled_at)
+        .where(entities.c.name.in_([actor, name]), entities.c.kind == "user")
+        .order_by(entities.c.id)
+        .with_for_update()
+    ).all()
+    if any(row.name == actor and row.disabled_at is not None for row in rows):
+        raise ConflictError(
+            f"your account {actor!r} was disabled meanwhile; ask another site "
+            "admin to enable it"
+        )
 
 
 def create_team(tx: Tx, name: str, creator: str) -> None:
@@ -144,6 +229,37 @@ def create_team(tx: Tx, name: str, creator: str) -> None:
     if not inserted(tx, entities, ["name"], values):
         raise ConflictError(_taken(tx, name))
     set_member(tx, name, creator, "admin")
+
+
+def delete_team(tx: Tx, name: str) -> int:
+    """Delete a team that owns no projects; return how many members it had."""
+    team_pk = _entity_pk(tx, name, "team")
+    owned = [
+        f"{name}/{project}"
+        for project in tx.conn.execute(
+            select(projects.c.name)
+            .where(projects.c.entity == name)
+            .order_by(projects.c.name)
+        ).scalars()
+    ]
+    if owned:
+        raise ConflictError(_still_owns(name, owned))
+    removed = tx.conn.execute(
+        delete(memberships).where(memberships.c.team_id == team_pk)
+    ).rowcount
+    tx.conn.execute(delete(entities).where(entities.c.id == team_pk))
+    return int(removed)
+
+
+def _still_owns(team: str, owned: Sequence[str]) -> str:
+    shown = ", ".join(owned[:_LISTED])
+    if len(owned) > _LISTED:
+        shown += f" and {len(owned) - _LISTED} more"
+    return (
+        f"the team {team!r} still owns {len(owned)} "
+        f"project{'' if len(owned) == 1 else 's'} ({shown}); delete them or move "
+        "them to another user or team first, then delete the team"
+    )
 
 
 def _taken(tx: Tx, name: str) -> str:
@@ -248,10 +364,8 @@ def add_token(tx: Tx, user: str, label: str, digest: str) -> TokenRecord:
     return TokenRecord(int(pk.scalar_one()), user, label, tx.now, None)
 
 
-def principal_by_token(
-    tx: Tx, digest: str
-) -> tuple[Principal, int, datetime.datetime | None] | None:
-    """The principal owning the token, the token's id and when it was last used.
+def principal_by_token(tx: Tx, digest: str) -> TokenOwner | None:
+    """Who owns the token, whether they are disabled, and the token's use.
 
     One query, with the user's teams joined in: it runs on every request.
     """
@@ -262,6 +376,7 @@ def principal_by_token(
             tokens.c.last_used_at,
             entities.c.name,
             entities.c.is_admin,
+            entities.c.disabled_at,
             team.c.name.label("team"),
             memberships.c.role,
         )
@@ -280,7 +395,8 @@ def principal_by_token(
         entities=frozenset([first.name, *(name for name, _ in teams)]),
         managed=frozenset([first.name, *(n for n, role in teams if role == "admin")]),
     )
-    return principal, int(first.id), first.last_used_at
+    disabled = first.disabled_at is not None
+    return TokenOwner(principal, int(first.id), first.last_used_at, disabled)
 
 
 def touch_token(tx: Tx, token_id: int) -> None:

@@ -84,7 +84,7 @@ def _runs_of(
         .where(lineage_edges.c.version_id == version.id, lineage_edges.c.kind == kind)
         .order_by(lineage_edges.c.id)
     )
-    return run_records(tx.conn.execute(query))
+    return run_records(tx, tx.conn.execute(query))
 
 
 def logged_versions(tx: Tx, project: str, run_id: str) -> list[VersionRecord]:

@@ -2,8 +2,9 @@
 
 Each catalog method runs one function of the ``sql_*`` modules inside one
 transaction, handing it a :class:`Tx`: the connection, the catalog clock's
-reading for the whole transaction (so every check and timestamp in it agrees)
-and the catalog's redacted URL for messages.
+reading for the whole transaction (so every check and timestamp in it agrees),
+the catalog's redacted URL for messages and its run timeout (after which a
+silent running run reads as crashed).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class Tx:
     conn: Connection
     now: datetime.datetime
     where: str  # the catalog, as messages name it
+    run_timeout: datetime.timedelta
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,17 +6,31 @@ both end up with the same run, and with ``resume="never"`` exactly one of
 them creates it. A sweep hands out trial numbers from a counter on its row,
 taken under the row's lock: agents in several processes never get the same
 trial.
+
+A run's ``crashed`` state is stored nowhere: a run stored as running whose
+heartbeat is older than the transaction's ``now`` minus the run timeout is
+reported as crashed, and filtered as such in SQL. The embedded catalog and
+the service thereby agree, each by its own clock and timeout, and a run
+revives as soon as its heartbeat is fresh again.
 """
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import ColumnElement, Select, and_, select, update
 from sqlalchemy.engine import Row
 
-from refstore.catalog.base import NewRun, Resume, RunRecord, RunState, SweepRecord
+from refstore.catalog.base import (
+    NewRun,
+    Resume,
+    RunRecord,
+    RunState,
+    StoredRunState,
+    SweepRecord,
+)
 from refstore.catalog.sql_rows import (
     Tx,
     check_json,
@@ -62,14 +76,14 @@ def run_select() -> Select[Any]:
     )
 
 
-def run_records(rows: Any) -> list[RunRecord]:
+def run_records(tx: Tx, rows: Any) -> list[RunRecord]:
     return [
         RunRecord(
             project=f"{row.entity}/{row.project_name}",
             id=row.key,
             name=row.name,
             job_type=row.job_type,
-            state=row.state,
+            state="crashed" if _crashed(tx, row) else row.state,
             config=row.config,
             summary=row.summary,
             sweep=row.sweep_key,
@@ -79,6 +93,23 @@ def run_records(rows: Any) -> list[RunRecord]:
         )
         for row in rows
     ]
+
+
+def _silent_since(tx: Tx) -> datetime.datetime:
+    """A running run whose last heartbeat is older than this has crashed."""
+    return tx.now - tx.run_timeout
+
+
+def _crashed(tx: Tx, row: Any) -> bool:
+    return bool(row.state == "running" and row.heartbeat_at < _silent_since(tx))
+
+
+def _state_is(tx: Tx, state: RunState) -> ColumnElement[bool]:
+    if state == "crashed":
+        return and_(runs.c.state == "running", runs.c.heartbeat_at < _silent_since(tx))
+    if state == "running":
+        return and_(runs.c.state == "running", runs.c.heartbeat_at >= _silent_since(tx))
+    return runs.c.state == state
 
 
 def _find_run(tx: Tx, project: str, run_id: str, *, lock: bool = False) -> Row[Any]:
@@ -107,7 +138,7 @@ def run_pk(tx: Tx, project: str, run_id: str) -> int:
 
 
 def get_run(tx: Tx, project: str, run_id: str) -> RunRecord:
-    return run_records([_find_run(tx, project, run_id)])[0]
+    return run_records(tx, [_find_run(tx, project, run_id)])[0]
 
 
 def start_run(tx: Tx, new: NewRun, resume: Resume) -> tuple[RunRecord, bool]:
@@ -184,10 +215,15 @@ def update_run(
     *,
     config: Mapping[str, Any] | None,
     summary: Mapping[str, Any] | None,
-    state: RunState | None,
+    state: StoredRunState | None,
 ) -> RunRecord:
     row = _find_run(tx, project, run_id, lock=True)
-    values: dict[str, Any] = {"updated_at": tx.now, "heartbeat_at": tx.now}
+    values: dict[str, Any] = {"updated_at": tx.now}
+    edit_only = state is None and (config is not None or summary is not None)
+    # Anyone may edit a crashed run's config or summary (Api().run(path)):
+    # that is no sign of life. A heartbeat or a new state from its owner is.
+    if not (edit_only and _crashed(tx, row)):
+        values["heartbeat_at"] = tx.now
     if config is not None:
         values["config"] = check_json(config, f"config of run {run_id}")
     if summary is not None:
@@ -208,12 +244,12 @@ def list_runs(
 ) -> list[RunRecord]:
     query = run_select().where(runs.c.project_id == project_id(tx, project))
     if state is not None:
-        query = query.where(runs.c.state == state)
+        query = query.where(_state_is(tx, state))
     if job_type is not None:
         query = query.where(runs.c.job_type == job_type)
     if sweep is not None:
         query = query.where(sweeps.c.key == sweep)
-    return run_records(tx.conn.execute(query.order_by(runs.c.id)))
+    return run_records(tx, tx.conn.execute(query.order_by(runs.c.id)))
 
 
 # -- sweeps -----------------------------------------------------------------

@@ -269,6 +269,8 @@ entities = Table(
     Column("kind", String(8), nullable=False),
     Column("is_admin", Boolean, nullable=False, server_default=false()),
     _timestamp("created_at"),
+    # Revision 0004: when a site admin disabled the user (null: enabled).
+    _timestamp("disabled_at", nullable=True),
     UniqueConstraint("name", name="uq_entities_name"),
     CheckConstraint("kind IN ('user', 'team')", name="ck_entities_kind"),
 )

@@ -14,11 +14,13 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from refstore.catalog.base import (
+    RUN_STATES,
     ArtifactRecord,
     NewRun,
     NewVersion,
     ProjectRecord,
     RunRecord,
+    RunState,
     SweepRecord,
     VersionEdit,
     VersionRecord,
@@ -206,7 +208,7 @@ def run_from_wire(data: Mapping[str, Any]) -> RunRecord:
             id=str(data["id"]),
             name=data["name"],
             job_type=data["job_type"],
-            state=data["state"],
+            state=_run_state(data["state"]),
             config=dict(data["config"]),
             summary=dict(data["summary"]),
             sweep=data["sweep"],
@@ -214,6 +216,14 @@ def run_from_wire(data: Mapping[str, Any]) -> RunRecord:
             updated_at=_time(data["updated_at"]),
             heartbeat_at=_time(data["heartbeat_at"]),
         )
+
+
+def _run_state(value: Any) -> RunState:
+    # "crashed" included: the service derives it, as an embedded catalog does.
+    for state in RUN_STATES:
+        if value == state:
+            return state
+    raise ValueError(f"{value!r} is not a run state")
 
 
 def sweep_to_wire(record: SweepRecord) -> JSON:

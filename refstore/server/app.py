@@ -46,7 +46,12 @@ _TRANSFERS = 8
 
 def create_app(config: ServerConfig, *, clock: Clock | None = None) -> web.Application:
     """The application; the catalog is opened (and migrated) here."""
-    catalog = ServedCatalog(config.db_url, BlobStore(config.blob_dir), clock)
+    catalog = ServedCatalog(
+        config.db_url,
+        BlobStore(config.blob_dir),
+        clock,
+        run_timeout=config.run_timeout,
+    )
     service = Service(
         catalog=catalog,
         config=config,

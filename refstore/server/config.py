@@ -7,6 +7,7 @@ import datetime
 from pathlib import Path
 
 from refstore.catalog.served import ManifestLimits
+from refstore.config import DEFAULT_RUN_TIMEOUT
 
 __all__ = ["ServerConfig"]
 
@@ -33,6 +34,9 @@ class ServerConfig:
     manifest_limits: ManifestLimits = dataclasses.field(default_factory=ManifestLimits)
     workers: int = 12
     shutdown_timeout: float = 30.0
+    # A running run without a heartbeat for longer reads as crashed, for
+    # every client (REFSTORE_RUN_TIMEOUT_SECONDS of the serving process).
+    run_timeout: datetime.timedelta = DEFAULT_RUN_TIMEOUT
     admin_name: str = "admin"
     # REFSTORE_ADMIN_TOKEN: registered for the admin on start; never logged.
     admin_token: str | None = dataclasses.field(default=None, repr=False)

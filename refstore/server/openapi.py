@@ -27,7 +27,7 @@ _ERROR = {
 }
 _REASONS = {
     "400": "invalid input",
-    "401": "a token is needed, or the one sent is unknown",
+    "401": "a token is needed, or the one sent is unknown or its user disabled",
     "403": "the principal may read but not do this",
     "404": "no such thing, or none that the principal may see",
     "409": "the request contradicts the catalog",
@@ -116,6 +116,7 @@ def _errors(route: Route) -> JSON:
         codes += ["409", "413", "422"]
     if route.params:
         codes.append("404")
+    codes += [str(code) for code in route.refusals]
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     return {
         code: {"description": _REASONS[code], "content": error}

@@ -1,6 +1,9 @@
 """Routes for identity (users, tokens, teams), visibility and retention.
 
 Tokens are returned once, when created; listings show ids and labels only.
+Site admins disable and enable users (PUT and DELETE on the user's
+``disabled`` resource, so that retries are harmless); a disabled user's
+tokens are refused by every route until they are enabled again.
 Retention across all projects (expired versions, gc) is for site admins: it
 deletes data that belongs to every project at once.
 """
@@ -69,6 +72,15 @@ async def create_user(call: Call) -> Any:
     return {"user": name, "token": token}
 
 
+async def disable_user(call: Call) -> Any:
+    actor = call.principal.label
+    return await call.run(call.catalog.disable_user, actor, call.params["user"])
+
+
+async def enable_user(call: Call) -> Any:
+    return await call.run(call.catalog.enable_user, call.params["user"])
+
+
 async def create_token(call: Call) -> Any:
     user = call.body["user"] or call.principal.name
     record, token = await call.run(call.catalog.create_token, user, call.body["label"])
@@ -97,6 +109,12 @@ async def create_team(call: Call) -> Any:
 async def show_team(call: Call) -> Any:
     team = call.params["team"]
     return {"team": team, "members": await call.run(call.catalog.team_members, team)}
+
+
+async def delete_team(call: Call) -> Any:
+    team = call.params["team"]
+    removed = await call.run(call.catalog.delete_team, team)
+    return {"team": team, "removed_members": removed}
 
 
 async def set_member(call: Call) -> Any:
@@ -163,6 +181,8 @@ def collect_garbage(
 
 _PROJECT = "/api/v1/projects/{entity}/{project}"
 _TEAM = "/api/v1/teams/{team}"
+_USER = "/api/v1/users/{user}"
+_USER_PARAMS = (Param("user", NAME, "path"),)
 _TEAM_PARAMS = (Param("team", NAME, "path"),)
 _MEMBER_PARAMS = (*_TEAM_PARAMS, Param("user", NAME, "path"))
 _MEMBERS = envelope(team={"type": "string"}, members={"type": "array"})
@@ -191,7 +211,7 @@ ROUTES = [
         "identity",
         list_users,
         (SiteAdmin(),),
-        response=envelope(users={"type": "array"}),
+        response=envelope(users=many("User")),
     ),
     Route(
         "POST",
@@ -206,6 +226,29 @@ ROUTES = [
         ),
         status=201,
         response=envelope(user={"type": "string"}, token={"type": "string"}),
+    ),
+    Route(
+        "PUT",
+        _USER + "/disabled",
+        "disable_user",
+        "Disable a user: their tokens stay stored but are refused (not yourself)",
+        "identity",
+        disable_user,
+        (SiteAdmin(),),
+        _USER_PARAMS,
+        response=ref("User"),
+        refusals=(409,),
+    ),
+    Route(
+        "DELETE",
+        _USER + "/disabled",
+        "enable_user",
+        "Enable a disabled user: their tokens work again",
+        "identity",
+        enable_user,
+        (SiteAdmin(),),
+        _USER_PARAMS,
+        response=ref("User"),
     ),
     Route(
         "POST",
@@ -268,6 +311,18 @@ ROUTES = [
         (InTeam(),),
         _TEAM_PARAMS,
         response=_MEMBERS,
+    ),
+    Route(
+        "DELETE",
+        _TEAM,
+        "delete_team",
+        "Delete a team that owns no projects, with its memberships (team admins)",
+        "identity",
+        delete_team,
+        (InTeam(manage=True),),
+        _TEAM_PARAMS,
+        response=envelope(team={"type": "string"}, removed_members={"type": "integer"}),
+        refusals=(409,),
     ),
     Route(
         "PUT",

@@ -15,6 +15,7 @@ from refstore.server.routing import Call, InProject, Param, Route
 from refstore.server.schema import Field, JsonObject, Obj, Str
 from refstore.server.specs import (
     NAME,
+    NEW_STATE,
     RESUME,
     SELECTOR,
     STATE,
@@ -76,9 +77,10 @@ _UPDATE_BODY = Obj(
     {
         "config": optional(JsonObject()),
         "summary": optional(JsonObject()),
-        "state": optional(STATE),
+        "state": optional(NEW_STATE),
     },
-    description="replaces what is given; every update is a heartbeat",
+    description="replaces what is given; an empty update is the heartbeat of "
+    "a live run",
 )
 
 

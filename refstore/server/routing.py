@@ -8,8 +8,8 @@ access or input by itself and none can forget to:
 1. path, query and header parameters and the JSON body are parsed against
    their specs (400 on anything unexpected);
 2. one catalog transaction reads who the bearer token belongs to (anonymous
-   without one, 401 for an unknown token) and the visibility of the
-   projects the route's requirements name;
+   without one, 401 for an unknown token or a disabled user) and the
+   visibility of the projects the route's requirements name;
 3. each access requirement is checked (404 hides a project the principal
    may not read, 403 or 401 refuses what they may not do);
 4. the handler runs; records it returns from projects the principal may
@@ -35,6 +35,7 @@ from refstore.catalog.access import (
     Action,
     Principal,
     ProjectAccess,
+    Refusal,
     decide,
 )
 from refstore.catalog.served import ServedCatalog
@@ -167,6 +168,9 @@ class Route:
     response: JSON | None = None  # JSON Schema of a JSON answer
     download: bool = False  # the answer is raw bytes
     status: int = 200
+    # Error statuses beyond those the access, parameters and body imply
+    # (for the OpenAPI document), e.g. 409 for a refused delete.
+    refusals: tuple[int, ...] = ()
 
     @property
     def action(self) -> Action | None:
@@ -214,12 +218,8 @@ def endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRespon
         body = await _parse_body(route, request)
         projects = [_project(r, params, body) for r in _project_rules(route)]
         principal, facts = await service.run(service.catalog.authorize, token, projects)
-        if principal is None:
-            raise ApiError(
-                401,
-                "unauthenticated",
-                "the token is unknown or revoked; `refstore login` with a valid one",
-            )
+        if isinstance(principal, Refusal):
+            raise ApiError(401, principal.code, principal.detail)
         request[PRINCIPAL] = principal
         call = Call(request, service, principal, params, body, facts)
         for requirement in route.access:

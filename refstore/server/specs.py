@@ -12,11 +12,12 @@ import datetime
 from typing import Any
 
 from refstore.catalog.access import VISIBILITIES
-from refstore.catalog.base import RESUME_MODES, RUN_STATES
+from refstore.catalog.base import RESUME_MODES, RUN_STATES, STORED_RUN_STATES
 from refstore.names import validate_alias, validate_name
 from refstore.server.schema import (
     JSON,
     Array,
+    Bool,
     Field,
     InputError,
     Int,
@@ -31,6 +32,7 @@ __all__ = [
     "ALIAS",
     "DIGEST",
     "NAME",
+    "NEW_STATE",
     "RESUME",
     "SELECTOR",
     "STATE",
@@ -62,7 +64,14 @@ SELECTOR = Str(
 )
 DIGEST = Str(pattern=r"[0-9a-f]{64}", max_length=64, description="a sha256, in hex")
 TEXT = Str(max_length=1 << 20)
-STATE = Str(enum=RUN_STATES)
+STATE = Str(
+    enum=RUN_STATES,
+    description="crashed: running, but without a heartbeat for longer than "
+    "the service's run timeout",
+)
+NEW_STATE = Str(
+    enum=STORED_RUN_STATES, description="crashed is derived, and cannot be set"
+)
 RESUME = Str(enum=RESUME_MODES)
 VISIBILITY = Str(enum=VISIBILITIES)
 TIME = Str(max_length=64, description="ISO 8601, UTC")
@@ -196,6 +205,15 @@ def record_specs() -> dict[str, Obj]:
                 "trial_count": Field(Int()),
                 "created_at": time,
                 "updated_at": time,
+            }
+        ),
+        "User": Obj(
+            {
+                "name": Field(NAME),
+                "is_admin": Field(Bool()),
+                "disabled": Field(Bool()),
+                "created_at": time,
+                "disabled_at": optional_time,
             }
         ),
     }

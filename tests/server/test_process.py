@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from refstore.catalog import migrations
 from refstore.cli import main
 from refstore.ttl import INHERIT
 from tests.catalog.clock import ManualClock
@@ -145,7 +146,7 @@ def test_db_upgrade_brings_a_catalog_to_the_newest_schema(tmp_path: Path) -> Non
     )
 
     assert result.exit_code == 0, result.output
-    assert "revision 0003" in result.output
+    assert f"revision {migrations.HEAD}" in result.output
 
 
 def test_account_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
