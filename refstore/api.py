@@ -13,13 +13,14 @@ from typing import Any
 from refstore.artifact import Artifact
 from refstore.catalog.base import (
     ArtifactRecord,
+    ProjectDeletion,
     ProjectRecord,
     RunRecord,
     VersionRecord,
 )
 from refstore.config import Settings
 from refstore.context import Context
-from refstore.errors import NotFoundError, RefstoreError
+from refstore.errors import InvalidReferenceError, NotFoundError, RefstoreError
 from refstore.gc import DEFAULT_GRACE, GcReport, collect
 from refstore.lineage import LineageGraph, walk
 from refstore.names import parse_artifact_path, parse_project
@@ -84,6 +85,24 @@ class Api:
     def artifact_types(self, project: str) -> list[str]:
         """The artifact types used in ``entity/project``, sorted."""
         return self.context.catalog.list_artifact_types(self._project(project))
+
+    def delete_project(self, path: str, dry_run: bool = False) -> ProjectDeletion:
+        """Delete ``entity/project`` and everything in it; return what went.
+
+        Its artifacts, versions, aliases, runs, sweeps and lineage go, also
+        the uses of its versions by other projects' runs (counted in
+        ``cross_project_uses``). ``dry_run`` counts without deleting. The
+        blob-store files stay until :meth:`gc`; buckets are never touched.
+        """
+        return self.context.catalog.delete_project(_exact(path), dry_run=dry_run)
+
+    def rename_project(self, path: str, new: str) -> ProjectRecord:
+        """Rename ``entity/project`` to ``new`` (another entity moves it).
+
+        Everything in it follows: ``new/name:latest``, runs and lineage work
+        at once, and the old path no longer exists.
+        """
+        return self.context.catalog.rename_project(_exact(path), _exact(new))
 
     # -- runs and sweeps ---------------------------------------------------
 
@@ -185,6 +204,17 @@ class Api:
         return context.catalog.get_version(
             parsed.project_path, parsed.name, parsed.selector
         )
+
+
+def _exact(path: str) -> str:
+    """``entity/project``, spelt out: a bare name is too easy to get wrong here."""
+    if path.strip("/").count("/") != 1:
+        raise InvalidReferenceError(
+            f"{path!r} is not a project path: deleting or renaming a project "
+            "needs it in full, entity/project (e.g. acme/vision)"
+        )
+    entity, name = parse_project(path)
+    return f"{entity}/{name}"
 
 
 _FIELDS = ("state", "job_type", "sweep")

@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from refstore import __version__, cli_catalog, cli_fetch, cli_service
+from refstore import __version__, cli_catalog, cli_fetch, cli_runs, cli_service
 from refstore.api import Api
 from refstore.artifact import Artifact
 from refstore.cli_output import EXIT_CODES
@@ -403,8 +403,14 @@ def _entry_row(entry: ManifestEntry) -> dict[str, Any]:
 
 
 # lineage, alias, ttl and gc live in refstore.cli_catalog; fetch and cache
-# in refstore.cli_fetch; serve, db, login and accounts in refstore.cli_service.
-for _command in [*cli_catalog.COMMANDS, *cli_fetch.COMMANDS, *cli_service.COMMANDS]:
+# in refstore.cli_fetch; runs and sweep in refstore.cli_runs; serve, db, login
+# and accounts in refstore.cli_service.
+for _command in [
+    *cli_catalog.COMMANDS,
+    *cli_fetch.COMMANDS,
+    *cli_runs.COMMANDS,
+    *cli_service.COMMANDS,
+]:
     main.add_command(_command)
 
 

@@ -2,9 +2,10 @@
 
 ``serve`` and ``db upgrade`` run against a SQL catalog; ``login``,
 ``whoami``, ``token``, ``user``, ``team`` and ``project visibility`` talk
-to the service that ``REFSTORE_URL`` names. :mod:`refstore.cli` adds them
-to the ``refstore`` group; exit codes are those of
-:data:`refstore.cli_output.EXIT_CODES`.
+to the service that ``REFSTORE_URL`` names (``project delete`` and
+``rename``, from :mod:`refstore.cli_projects`, work on any catalog).
+:mod:`refstore.cli` adds them to the ``refstore`` group; exit codes are
+those of :data:`refstore.cli_output.EXIT_CODES`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import click
 
-from refstore import accounts
+from refstore import accounts, cli_projects
 from refstore.catalog.access import VISIBILITIES, new_token
 from refstore.cli_output import EXIT_CODES, handle_errors, print_json, print_table
 from refstore.config import Settings, parse_size
@@ -319,7 +320,11 @@ def team_remove_member(name: str, member: str) -> None:
 
 @click.group(epilog=EXIT_CODES)
 def project() -> None:
-    """Project settings at a service."""
+    """Delete, rename or share projects (visibility: at a service)."""
+
+
+project.add_command(cli_projects.project_delete)
+project.add_command(cli_projects.project_rename)
 
 
 @project.command("visibility")

@@ -170,6 +170,21 @@ class Sweep:
         return parse_sweep_config(self.config).metric
 
     @property
+    def space(self) -> SearchSpace:
+        """The parsed configuration: method, metric, parameters, grid size."""
+        return parse_sweep_config(self.config)
+
+    def parameters_of(self, run: Run) -> dict[str, Any]:
+        """The values a trial's run took for the sweep's parameters, by name.
+
+        They come from the run's config, where the trial's parameters win
+        over any config its function passed; a parameter absent there (a run
+        edited since) is left out.
+        """
+        names = sorted(self.space.parameters)
+        return {name: run.config[name] for name in names if name in run.config}
+
+    @property
     def runs(self) -> list[Run]:
         """The sweep's runs, oldest first, each with its config and summary.
 

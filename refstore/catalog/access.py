@@ -13,8 +13,9 @@ everything. Visibility decides what everyone else may do:
 * ``open``: everyone reads and writes.
 
 Deleting (versions, aliases, the project's default TTL) stays with members
-whatever the visibility, and so does managing (visibility): a team's admins
-manage its projects, a user manages their own.
+whatever the visibility, and so does managing (visibility, deleting or
+moving the whole project): a team's admins manage its projects, a user
+manages their own.
 
 A site admin may disable a user: their tokens are kept but refused
 (:class:`Refusal`) until the user is enabled again; what they own and the
@@ -73,7 +74,8 @@ class Principal:
     is_admin: bool = False
     # The entities whose projects this principal is a member of.
     entities: frozenset[str] = frozenset()
-    # The entities whose projects this principal manages (visibility).
+    # The entities whose projects this principal manages (visibility,
+    # deleting or moving a project).
     managed: frozenset[str] = frozenset()
 
     @property

@@ -38,6 +38,7 @@ __all__ = [
     "Clock",
     "NewRun",
     "NewVersion",
+    "ProjectDeletion",
     "ProjectRecord",
     "Resume",
     "RunRecord",
@@ -70,6 +71,25 @@ class ProjectRecord:
     @property
     def path(self) -> str:
         return f"{self.entity}/{self.name}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ProjectDeletion:
+    """What deleting a project removes (or, with ``dry_run``, would remove).
+
+    ``cross_project_uses`` counts the lineage edges from other projects'
+    runs to this project's versions: those runs stay, but lose the record
+    of having used them.
+    """
+
+    project: str  # entity/project
+    artifacts: int
+    versions: int
+    runs: int
+    sweeps: int
+    lineage_edges: int
+    cross_project_uses: int
+    dry_run: bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,6 +278,24 @@ class Catalog(Protocol):
 
     def list_artifacts(self, project: str) -> list[ArtifactRecord]:
         """The artifact collections of a project, by name; NotFoundError if none."""
+        ...
+
+    def delete_project(self, project: str, *, dry_run: bool = False) -> ProjectDeletion:
+        """Delete a project and everything in it; return what went.
+
+        Its artifacts, versions, aliases, tags, runs, sweeps and every lineage
+        edge of its runs and to its versions, other projects' runs' included.
+        ``dry_run`` counts the same and deletes nothing. Blobs stay until
+        :func:`refstore.gc`. NotFoundError when there is no such project.
+        """
+        ...
+
+    def rename_project(self, project: str, new: str) -> ProjectRecord:
+        """Give a project another ``entity/name``; it keeps all it holds.
+
+        Runs, aliases and lineage refer to the project itself, not to its
+        path, so they follow. ConflictError when ``new`` exists.
+        """
         ...
 
     def list_artifact_types(self, project: str) -> list[str]:

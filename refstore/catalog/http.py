@@ -25,6 +25,7 @@ from refstore.catalog.base import (
     ArtifactRecord,
     NewRun,
     NewVersion,
+    ProjectDeletion,
     ProjectRecord,
     Resume,
     RunRecord,
@@ -41,6 +42,7 @@ from refstore.catalog.wire import (
     edit_to_wire,
     new_run_to_wire,
     new_version_to_wire,
+    project_deletion_from_wire,
     project_from_wire,
     run_from_wire,
     sweep_from_wire,
@@ -163,6 +165,16 @@ class HttpCatalog:
     def list_artifact_types(self, project: str) -> list[str]:
         answer = self._call("GET", _project(project) + "/artifact-types")
         return [str(kind) for kind in answer["types"]]
+
+    def delete_project(self, project: str, *, dry_run: bool = False) -> ProjectDeletion:
+        query = {"dry_run": "true" if dry_run else "false"}
+        answer = self._call("DELETE", _project(project), query=query)
+        return project_deletion_from_wire(answer)
+
+    def rename_project(self, project: str, new: str) -> ProjectRecord:
+        # Not retried: a rename that went through answers 404 the second time.
+        path = _project(project) + "/rename"
+        return project_from_wire(self._call("POST", path, body={"to": new}))
 
     # -- aliases --------------------------------------------------------
 

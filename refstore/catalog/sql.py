@@ -31,6 +31,7 @@ from refstore.blobs import BlobStore
 from refstore.catalog import (
     migrations,
     sql_lineage,
+    sql_projects,
     sql_retention,
     sql_runs,
     sql_versions,
@@ -43,6 +44,7 @@ from refstore.catalog.base import (
     Clock,
     NewRun,
     NewVersion,
+    ProjectDeletion,
     ProjectRecord,
     Resume,
     RunRecord,
@@ -68,7 +70,9 @@ T = TypeVar("T")
 # Bounded retries for the conflicts a database may still report under
 # concurrency (serialisation failure, deadlock, a lost insert race).
 _ATTEMPTS = 5
-_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "23505"})
+# 23503: a writer inserted into a project that a concurrent delete removed;
+# tried again, the write creates the project anew, as any first write does.
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "23505", "23503"})
 
 
 def utc_now() -> datetime.datetime:
@@ -173,6 +177,29 @@ class SqlCatalog:
 
     def list_artifact_types(self, project: str) -> list[str]:
         return self._read(lambda tx: sql_versions.list_artifact_types(tx, project))
+
+    def delete_project(self, project: str, *, dry_run: bool = False) -> ProjectDeletion:
+        report = self._write(
+            lambda tx: sql_projects.delete_project(tx, project, dry_run=dry_run)
+        )
+        log.info(
+            "%s project %s: %d artifacts, %d versions, %d runs, %d sweeps, "
+            "%d lineage edges (%d uses by other projects' runs)",
+            "would delete" if dry_run else "deleted",
+            project,
+            report.artifacts,
+            report.versions,
+            report.runs,
+            report.sweeps,
+            report.lineage_edges,
+            report.cross_project_uses,
+        )
+        return report
+
+    def rename_project(self, project: str, new: str) -> ProjectRecord:
+        record = self._write(lambda tx: sql_projects.rename_project(tx, project, new))
+        log.info("renamed project %s to %s", project, record.path)
+        return record
 
     # -- aliases --------------------------------------------------------
 

@@ -103,7 +103,14 @@ def _lock_or_create_artifact(tx: Tx, new: NewVersion) -> tuple[ArtifactRow, int]
         tx.conn.execute(
             insert_missing(tx.conn, artifacts, ["project_id", "name"], values)
         )
-        row = tx.conn.execute(query).one()
+        row = tx.conn.execute(query).first()
+    if row is None:
+        # Another writer made the artifact, and a project delete removed it
+        # with its project, both between our two reads.
+        raise ConflictError(
+            f"the project {new.project} was deleted while {new.name} was being "
+            "logged into it; log it again to start the project anew"
+        )
     entity, project_name = split_project(new.project)
     artifact = ArtifactRow(row.id, f"{entity}/{project_name}", new.name, row.type)
     if artifact.type != new.type:

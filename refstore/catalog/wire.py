@@ -9,6 +9,7 @@ A malformed answer from a service raises CatalogError naming what was wrong.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -18,6 +19,7 @@ from refstore.catalog.base import (
     ArtifactRecord,
     NewRun,
     NewVersion,
+    ProjectDeletion,
     ProjectRecord,
     RunRecord,
     RunState,
@@ -34,6 +36,8 @@ __all__ = [
     "edit_to_wire",
     "new_run_to_wire",
     "new_version_to_wire",
+    "project_deletion_from_wire",
+    "project_deletion_to_wire",
     "project_from_wire",
     "project_to_wire",
     "run_from_wire",
@@ -156,6 +160,24 @@ def project_from_wire(data: Mapping[str, Any]) -> ProjectRecord:
             name=str(data["name"]),
             created_at=_time(data["created_at"]),
             default_ttl=default,
+        )
+
+
+def project_deletion_to_wire(report: ProjectDeletion) -> JSON:
+    return dataclasses.asdict(report)
+
+
+def project_deletion_from_wire(data: Mapping[str, Any]) -> ProjectDeletion:
+    with _decoding("project deletion"):
+        return ProjectDeletion(
+            project=str(data["project"]),
+            artifacts=int(data["artifacts"]),
+            versions=int(data["versions"]),
+            runs=int(data["runs"]),
+            sweeps=int(data["sweeps"]),
+            lineage_edges=int(data["lineage_edges"]),
+            cross_project_uses=int(data["cross_project_uses"]),
+            dry_run=bool(data["dry_run"]),
         )
 
 

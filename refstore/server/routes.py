@@ -6,7 +6,13 @@ from typing import Any
 
 from aiohttp import web
 
-from refstore.server import routes_admin, routes_blobs, routes_runs, routes_versions
+from refstore.server import (
+    routes_admin,
+    routes_blobs,
+    routes_projects,
+    routes_runs,
+    routes_versions,
+)
 from refstore.server.openapi import document
 from refstore.server.routing import Anyone, Call, Route
 from refstore.server.specs import envelope
@@ -27,6 +33,7 @@ async def openapi(call: Call) -> web.StreamResponse:
 
 ROUTES: list[Route] = [
     *routes_versions.ROUTES,
+    *routes_projects.ROUTES,
     *routes_runs.ROUTES,
     *routes_blobs.ROUTES,
     *routes_admin.ROUTES,

@@ -103,6 +103,14 @@ def _held(world: World, project: str) -> Case:
     return Case({"digest": world.files[project]})
 
 
+def _scratch(world: World, project: str) -> str:
+    """A project like ``project`` (its visibility) that a case may lose."""
+    name = _unique("scratch")
+    visibility = project.split("/")[1]
+    world.service.catalog.set_visibility(f"{TEAM}/{name}", visibility)
+    return name
+
+
 Builder = Callable[[World, str], Case]
 V0 = {"name": "data", "version": "v0"}
 CASES: dict[str, Builder] = {
@@ -142,6 +150,10 @@ CASES: dict[str, Builder] = {
     "set_project_ttl": lambda w, p: Case(body={"default_ttl": None}),
     "download_blob": _held,
     "has_blob": _held,
+    "delete_project": lambda w, p: Case({"project": _scratch(w, p)}),
+    "rename_project": lambda w, p: Case(
+        {"project": _scratch(w, p)}, body={"to": f"{TEAM}/{_unique('moved')}"}
+    ),
 }
 
 
