@@ -18,9 +18,13 @@ point does so without an import. Options: ``context`` (a
 An alias is resolved when a filesystem instance first touches the artifact
 and then kept (fsspec caches instances): :meth:`RefstoreFileSystem.
 invalidate_cache` forgets it. Reads are pinned (by version, or by ETag with
-If-Match), so they never return other bytes than the recorded ones; ranged
-reads are not hashed, as only whole objects have a recorded checksum
-(``refstore fetch`` checks those).
+If-Match), so they never return other bytes than the recorded ones. A file
+read from its first byte to its last in order (what ``read()``, pandas'
+CSV reader and ``shutil.copyfileobj`` do) is also hashed on the way and
+checked against every checksum its entry records, as a fetch checks it: the
+read that reaches the end raises :class:`~refstore.errors.IntegrityError` on
+a mismatch. Reads out of order (a Parquet footer first) cannot be hashed, as
+only whole objects have a recorded checksum; they rely on the pin alone.
 """
 
 from __future__ import annotations
@@ -34,11 +38,12 @@ import fsspec
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
 from refstore.api import Api
+from refstore.checksums import Checks, Hasher
 from refstore.context import Context
 from refstore.errors import NotFoundError
 from refstore.manifest import ManifestEntry
 from refstore.names import LATEST
-from refstore.transfer import entry_info
+from refstore.transfer import entry_info, mismatch
 
 __all__ = ["RefstoreFile", "RefstoreFileSystem"]
 
@@ -201,7 +206,12 @@ def _folder_info(tree: _Tree, inner: str) -> dict[str, Any]:
 
 
 class RefstoreFile(AbstractBufferedFile):  # type: ignore[misc]
-    """One entry, read in ranges of its pinned object version."""
+    """One entry, read in ranges of its pinned object version.
+
+    Ranges that follow on from the bytes hashed so far are hashed too; once
+    the last byte is hashed, the digests are checked against the entry's
+    record (once per open file).
+    """
 
     def __init__(
         self,
@@ -211,6 +221,11 @@ class RefstoreFile(AbstractBufferedFile):  # type: ignore[misc]
         **kwargs: Any,
     ) -> None:
         self.entry = entry
+        self._checks = Checks.for_entry(entry)
+        self._hashers: dict[str, Hasher] | None = (
+            self._checks.hashers() if self._checks.has_checksum else None
+        )
+        self._hashed = 0
         super().__init__(fs, path, mode="rb", size=entry.size or 0, **kwargs)
 
     def _fetch_range(self, start: int, end: int) -> bytes:
@@ -218,7 +233,23 @@ class RefstoreFile(AbstractBufferedFile):  # type: ignore[misc]
         if start >= end:
             return b""
         data: bytes = self.fs.read_range(self.entry, start, end)
+        self._hash_in_order(start, data)
         return data
+
+    def _hash_in_order(self, start: int, data: bytes) -> None:
+        """Hash what ``data`` adds past the hashed bytes; check at the end."""
+        if self._hashers is None or not start <= self._hashed < start + len(data):
+            return  # nothing to check, or not the next bytes in order
+        fresh = data if start == self._hashed else data[self._hashed - start :]
+        for hasher in self._hashers.values():
+            hasher.update(fresh)
+        self._hashed = start + len(data)
+        if self._hashed < self.size:
+            return
+        hashers, self._hashers = self._hashers, None
+        problems = self._checks.mismatches(hashers, self._hashed)
+        if problems:
+            raise mismatch(self.entry, problems)
 
 
 fsspec.register_implementation(PROTOCOL, RefstoreFileSystem, clobber=True)

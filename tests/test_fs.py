@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import os
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ import fsspec
 import pytest
 
 import refstore.fs
+from refstore.errors import IntegrityError
 from refstore.fs import RefstoreFileSystem
 from tests.helpers import Workspace
 
@@ -128,3 +131,88 @@ def test_pandas_reads_the_recorded_version(
     expected = pandas.read_csv(io.BytesIO(logged["tables/scores.csv"]))
     assert frame.equals(expected)
     assert list(frame["score"]) == [3, 5]
+
+
+@pytest.fixture
+def served(http_store: Any, tmp_path: Path) -> Iterator[tuple[Workspace, bytes]]:
+    """``web:v0``: one HTTP resource with its MD5 recorded, then served wrong.
+
+    The server keeps the ETag while it serves other bytes, so the pin (If-Match
+    on the ETag) holds and only the recorded checksum can tell.
+    """
+    workspace = Workspace(http_store, tmp_path / "web-home")
+    body = b"a,b\n1,2\n" * 2000
+    md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+    bucket = http_store.make_bucket()
+    http_store.server.put(f"{bucket}/table.csv", body, **{"Content-MD5": md5})
+    art = workspace.artifact("web")
+    art.add_reference(str(http_store.ref(bucket, "table.csv")))
+    art.save(project=PROJECT)
+    wrong = b"a,b\n1,3\n" * 2000  # same size, other bytes
+    http_store.server.resources[f"{bucket}/table.csv"].body = wrong
+    yield workspace, wrong
+    workspace.close()
+
+
+def test_a_whole_read_is_checked_against_the_record(
+    served: tuple[Workspace, bytes],
+) -> None:
+    ws, wrong = served
+    fs = _fs(ws)
+    url = f"{PROJECT}/web:v0/table.csv"
+
+    with fs.open(url, block_size=4096) as stream:
+        assert stream.read(100) == wrong[:100]  # not the end yet: unchecked
+        with pytest.raises(IntegrityError, match="md5"):
+            stream.read()
+    with pytest.raises(IntegrityError, match="does not match its record"):
+        fs.cat_file(url)
+
+
+def test_a_read_out_of_order_is_not_hashed(served: tuple[Workspace, bytes]) -> None:
+    # Only whole objects have a recorded checksum: bytes read from the middle
+    # and then the start are served as the pin allows, unchecked.
+    ws, wrong = served
+    with _fs(ws).open(f"{PROJECT}/web:v0/table.csv", block_size=4096) as stream:
+        stream.seek(8000)
+        middle = stream.read()
+        stream.seek(0)
+        start = stream.read(8000)
+
+    assert start + middle == wrong
+
+
+def test_a_copied_file_changed_in_the_blob_store_fails_its_read(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    source = tmp_path / "notes.txt"
+    source.write_bytes(b"recorded bytes")
+    art = ws.artifact("copied")
+    art.add_file(source)
+    art.save(project=PROJECT)
+    entry = art.manifest.entries["notes.txt"]
+    ws.context.blobs.path(entry.digest).chmod(0o644)
+    ws.context.blobs.path(entry.digest).write_bytes(b"recorded bytez")
+
+    with pytest.raises(IntegrityError, match="sha256"):
+        _fs(ws).cat_file(f"{PROJECT}/copied:v0/notes.txt")
+
+
+def test_a_whole_read_of_the_recorded_version_passes(
+    ws: Workspace, logged: dict[str, bytes]
+) -> None:
+    with _fs(ws).open(f"{PROJECT}/data:v0/blob.bin", block_size=65536) as stream:
+        assert stream.read() == logged["blob.bin"]
+
+
+def test_pandas_refuses_bytes_that_fail_the_record(
+    served: tuple[Workspace, bytes],
+) -> None:
+    pandas = pytest.importorskip("pandas", reason="pandas is in the dev extra")
+    ws, _ = served
+
+    with pytest.raises(IntegrityError, match="md5"):
+        pandas.read_csv(
+            f"refstore://{PROJECT}/web:v0/table.csv",
+            storage_options={"context": ws.context},
+        )
