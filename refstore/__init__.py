@@ -31,6 +31,7 @@ from refstore.errors import (
     VersionNotFoundError,
 )
 from refstore.manifest import Manifest, ManifestEntry, ObjectInfo
+from refstore.manifest_diff import ManifestDiff
 from refstore.run import Run
 from refstore.runs import init
 from refstore.sweeps import agent, sweep
@@ -56,6 +57,7 @@ __all__ = [
     "InvalidReferenceError",
     "LimitExceededError",
     "Manifest",
+    "ManifestDiff",
     "ManifestEntry",
     "ManifestError",
     "MissingDependencyError",

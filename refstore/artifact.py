@@ -35,6 +35,7 @@ from refstore.manifest import (
     read_stored,
     write_stored,
 )
+from refstore.manifest_diff import ManifestDiff, diff_manifests
 from refstore.names import LATEST, parse_project, validate_alias, validate_name
 from refstore.progress import TransferProgress
 from refstore.ttl import INHERIT, TtlPolicy, check_ttl
@@ -385,6 +386,16 @@ class Artifact:
             progress=progress,
             on_result=on_result,
         )
+
+    def diff(self, other: Artifact | Manifest) -> ManifestDiff:
+        """What changed from this artifact to ``other``, an artifact or a manifest.
+
+        Paths added, removed, changed (and in what: reference, object
+        version, ETag, sha256, size) and moved; unchanged paths are counted.
+        Only the two manifests are read: no object store is contacted.
+        """
+        new = other if isinstance(other, Manifest) else other.manifest
+        return diff_manifests(self.manifest, new)
 
     # -- lineage and life cycle ----------------------------------------
 

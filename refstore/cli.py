@@ -6,8 +6,9 @@ no business logic lives here. Data goes to standard output (as JSON with
 
 Exit codes: 0 success; 1 the data does not match its record (drift, a
 checksum mismatch); 2 refstore could not do what was asked (bad input,
-something missing, no access, nothing reachable). Errors print as one line;
-``--debug`` shows the traceback.
+something missing, no access, nothing reachable). ``diff --exit-code``
+exits 1 when the versions differ, as ``git diff`` does. Errors print as one
+line; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ from typing import Any
 
 import click
 
-from refstore import __version__, cli_catalog, cli_fetch, cli_runs, cli_service
+from refstore import (
+    __version__,
+    cli_catalog,
+    cli_fetch,
+    cli_runs,
+    cli_service,
+    cli_versions,
+)
 from refstore.api import Api
 from refstore.artifact import Artifact
 from refstore.cli_output import EXIT_CODES
@@ -404,12 +412,14 @@ def _entry_row(entry: ManifestEntry) -> dict[str, Any]:
 
 # lineage, alias, ttl and gc live in refstore.cli_catalog; fetch and cache
 # in refstore.cli_fetch; runs and sweep in refstore.cli_runs; serve, db, login
-# and accounts in refstore.cli_service.
+# and accounts in refstore.cli_service; diff and delete in
+# refstore.cli_versions.
 for _command in [
     *cli_catalog.COMMANDS,
     *cli_fetch.COMMANDS,
     *cli_runs.COMMANDS,
     *cli_service.COMMANDS,
+    *cli_versions.COMMANDS,
 ]:
     main.add_command(_command)
 

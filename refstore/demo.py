@@ -21,6 +21,7 @@ from refstore.artifact import Artifact
 from refstore.config import Settings
 from refstore.context import Context
 from refstore.errors import IntegrityError, MissingDependencyError
+from refstore.manifest_diff import ManifestDiff
 
 __all__ = ["run_demo"]
 
@@ -109,7 +110,8 @@ def _show_fetch(
     latest = api.artifact(f"{PROJECT}/furniture:latest")
     echo(
         f"7. {latest.qualified_name} is 'latest'; its manifest differs from v0 in "
-        f"{_count_differences(v0, latest)} paths"
+        f"{_differences(v0.diff(latest))} (refstore diff {v0.qualified_name} "
+        ":latest)"
     )
     echo(
         "With --home DIR the catalog stays: REFSTORE_HOME=DIR refstore ls "
@@ -118,9 +120,13 @@ def _show_fetch(
     api.context.close()
 
 
-def _count_differences(a: Artifact, b: Artifact) -> int:
-    paths = set(a.manifest.entries) | set(b.manifest.entries)
-    return sum(a.manifest.entries.get(p) != b.manifest.entries.get(p) for p in paths)
+def _differences(diff: ManifestDiff) -> str:
+    counts = ", ".join(
+        f"{count} {kind}"
+        for kind, count in diff.counts().items()
+        if kind != "unchanged"
+    )
+    return f"{diff.differing_paths} paths: {counts}"
 
 
 def _fill_bucket(client: Any) -> dict[str, bytes]:

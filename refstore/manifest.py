@@ -344,7 +344,10 @@ def iter_json(stream: IO[bytes]) -> Iterator[ManifestEntry]:
     try:
         yield from _entries_from_events(ijson.parse(stream, use_float=True))
     except ijson.JSONError as exc:
-        raise ManifestError(f"the manifest is not valid JSON: {exc}") from exc
+        # yajl draws the bad spot under a copy of the text, over several
+        # lines; its first line says what is wrong.
+        reason = (str(exc).strip().splitlines() or ["cut short"])[0]
+        raise ManifestError(f"the manifest is not valid JSON: {reason}") from exc
 
 
 def _entries_from_events(

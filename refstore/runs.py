@@ -9,7 +9,8 @@ one so that more artifacts can be logged to it later:
 
 Inside a sweep trial (the ``function`` given to :func:`refstore.agent`),
 ``init()`` returns the trial's run: it belongs to the sweep, and its config
-holds the trial's parameters over any ``config`` passed here.
+holds the trial's parameters over any ``config`` passed here (nested
+parameters merge into nested config: both keep their other keys).
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def init(
     if trial is not None:
         if trial.run is None:
             _check_trial(trial, project, resume, sweep)
-            params = {**(config or {}), **trial.params}
+            params = _merged(config or {}, trial.params)
             new = NewRun(trial.project, run_id, name, job_type, params, trial.sweep)
             trial.run = _start(trial.context, new, "never", save_code)
         return trial.run
@@ -145,6 +146,18 @@ def trial_scope(trial: Trial) -> Iterator[Trial]:
         yield trial
     finally:
         _trial.reset(token)
+
+
+def _merged(config: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with ``params`` over it, merging the dictionaries both hold."""
+    merged = dict(config)
+    for key, value in params.items():
+        inner = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(inner, Mapping):
+            merged[key] = _merged(inner, value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _resume_mode(resume: str | None, run_id: str | None) -> Resume:

@@ -25,12 +25,17 @@ several processes) can serve one sweep: trial numbers come from the catalog,
 so no two agents run the same grid point. A trial whose function raises
 after ``init()`` is marked failed and the agent goes on with the next one;
 an error before ``init()`` recorded nothing and stops the agent.
+
+A bayes sweep chooses each trial's parameters from the trials that ended
+(finished, failed or crashed) having reported the metric
+(:mod:`refstore.sweep_bayes`). Trials still running are left out: their
+metric may still change. Agents serving one sweep at once may therefore
+propose similar parameters, never the same trial number.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -39,6 +44,7 @@ from refstore.context import Context
 from refstore.errors import RefstoreError
 from refstore.run import Run
 from refstore.runs import Trial, new_id, project_path, split_path, trial_scope
+from refstore.sweep_bayes import observe, suggest
 from refstore.sweep_space import Metric, SearchSpace, parse_sweep_config
 
 __all__ = ["Sweep", "agent", "sweep"]
@@ -72,7 +78,7 @@ def agent(
     ``function`` takes no arguments and calls :func:`refstore.init`, which
     returns the trial's run with the trial's parameters in ``run.config``.
     A grid sweep stops when its grid is used up (``count`` may be omitted);
-    a random one needs ``count``.
+    a random or bayes one needs ``count``.
     """
     ctx = context or Context.current()
     found = _find(sweep_id, project, ctx)
@@ -104,9 +110,10 @@ def _run_trial(
     function: Callable[[], object],
 ) -> Run | None:
     catalog = ctx.catalog
-    _, number = catalog.next_trial(found.project, found.id)
-    params = space.trial(number, seed=found.path)
-    if params is None:
+    _, number = catalog.next_trial(found.project, found.id, limit=space.grid_size)
+    # A service that predates ``limit`` ignores it; the grid then runs out here.
+    params = None if number is None else _parameters(ctx, found, space, number)
+    if number is None or params is None:
         catalog.finish_sweep(found.project, found.id)
         log.info("sweep %s has run every grid point", found.path)
         return None
@@ -120,6 +127,27 @@ def _run_trial(
         )
     trial.run.finish()
     return trial.run
+
+
+def _parameters(
+    ctx: Context, found: SweepRecord, space: SearchSpace, number: int
+) -> dict[str, Any] | None:
+    if space.method != "bayes":
+        return space.trial(number, seed=found.path)
+    ended = [
+        (run.config, run.summary)
+        for run in ctx.catalog.list_runs(found.project, sweep=found.id)
+        if run.state != "running"
+    ]
+    history = observe(space, ended)
+    log.debug(
+        "trial %d of sweep %s: %d ended trials reported %s",
+        number,
+        found.path,
+        len(history),
+        space.metric.name if space.metric else None,
+    )
+    return suggest(space, number, found.path, history)
 
 
 def _call(function: Callable[[], object], trial: Trial, number: int) -> None:
@@ -179,10 +207,10 @@ class Sweep:
 
         They come from the run's config, where the trial's parameters win
         over any config its function passed; a parameter absent there (a run
-        edited since) is left out.
+        edited since) is left out. Nested parameters are named by their
+        dotted path (``optimizer.lr``), as ``config.`` filters name them.
         """
-        names = sorted(self.space.parameters)
-        return {name: run.config[name] for name in names if name in run.config}
+        return self.space.values_in(run.config)
 
     @property
     def runs(self) -> list[Run]:
@@ -209,16 +237,10 @@ class Sweep:
             )
         best: tuple[float, Run] | None = None
         for run in self.runs:
-            value = _number(run.summary.get(metric.name))
+            value = metric.value_in(run.summary)
             if value is not None and (best is None or metric.better(value, best[0])):
                 best = (value, run)
         return None if best is None else best[1]
 
     def __repr__(self) -> str:
         return f"<Sweep {self.path} state={self.state}>"
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return None if math.isnan(value) else float(value)

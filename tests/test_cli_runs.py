@@ -435,6 +435,58 @@ def test_sweep_show_counts_a_crashed_trial_that_reported(
     )
 
 
+def test_sweep_show_names_nested_parameters_by_their_path(
+    ws: Workspace, cli: Cli
+) -> None:
+    config = {
+        "method": "bayes",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "random_trials": 2,
+        "parameters": {
+            "optimizer": {
+                "parameters": {
+                    "lr": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1},
+                    "name": {"values": ["sgd", "adam"]},
+                }
+            },
+        },
+    }
+    sweep_id = refstore.sweep(config, project=PROJECT, context=ws.context)
+
+    def train() -> None:
+        with refstore.init() as run:
+            run.log({"loss": run.config["optimizer"]["lr"]})
+
+    runs = refstore.agent(sweep_id, train, count=3, project=PROJECT, context=ws.context)
+
+    text = cli("sweep", "show", f"{PROJECT}/{sweep_id}")
+    shown = cli("sweep", "show", f"{PROJECT}/{sweep_id}", "--json")
+    by_lr = cli("runs", "ls", PROJECT, "--sort", "config.optimizer.lr", "--json")
+
+    assert text.exit_code == 0, text.output
+    head, _, trials = text.stdout.partition("ID ")
+    assert fields(head)["method"] == "bayes"
+    rows = table("ID " + trials)
+    assert [(r["ID"], r["CONFIG.OPTIMIZER.NAME"]) for r in rows] == [
+        (run.id, run.config["optimizer"]["name"]) for run in runs
+    ]
+    data = json.loads(shown.stdout)
+    assert [r["parameters"] for r in data["runs"]] == [
+        {
+            "optimizer.lr": run.config["optimizer"]["lr"],
+            "optimizer.name": run.config["optimizer"]["name"],
+        }
+        for run in runs
+    ]
+    assert data["best_run"]["parameters"]["optimizer.lr"] == min(
+        run.config["optimizer"]["lr"] for run in runs
+    )
+    # The column names a --sort (and --filter) field as it is.
+    assert ids(by_lr) == [
+        run.id for run in sorted(runs, key=lambda run: run.config["optimizer"]["lr"])
+    ]
+
+
 def test_sweep_show_without_a_metric(ws: Workspace, cli: Cli) -> None:
     config = {"method": "random", "parameters": {"lr": {"min": 0.0, "max": 1.0}}}
     sweep_id = refstore.sweep(config, project=PROJECT, context=ws.context)

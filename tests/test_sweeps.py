@@ -187,7 +187,7 @@ def test_best_run_needs_a_metric(ws: Workspace) -> None:
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        pytest.param({"method": "bayes"}, "method must be one of", id="method"),
+        pytest.param({"method": "hyperband"}, "method must be one of", id="method"),
         pytest.param({"method": "grid"}, "must map each parameter", id="no-params"),
         pytest.param(
             {"method": "grid", "parameters": {"a": {"min": 0, "max": 1}}},
@@ -201,8 +201,13 @@ def test_best_run_needs_a_metric(ws: Workspace) -> None:
         ),
         pytest.param(
             {"method": "random", "parameters": {"a": {"distribution": "beta"}}},
-            "needs 'values'",
+            "parameter 'a': unknown distribution 'beta'; use one of",
             id="distribution",
+        ),
+        pytest.param(
+            {"method": "random", "parameters": {"a": {"mu": 0}}},
+            "parameter 'a' needs 'values', 'value', 'min' and 'max', 'parameters'",
+            id="no-kind",
         ),
         pytest.param(
             {"method": "random", "parameters": {"a": {"values": []}}},
@@ -223,6 +228,111 @@ def test_best_run_needs_a_metric(ws: Workspace) -> None:
 def test_invalid_sweep_configs(config: dict[str, Any], message: str) -> None:
     with pytest.raises(RefstoreError, match=message):
         parse_sweep_config(config)
+
+
+def nested(spec: dict[str, Any], method: str = "random") -> dict[str, Any]:
+    """A config whose only parameter nests ``spec`` as optimizer.lr."""
+    return {
+        "method": method,
+        "metric": {"name": "loss"},
+        "parameters": {"optimizer": {"parameters": {"lr": spec}}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        pytest.param(
+            nested({"min": 0.5, "max": 0.1}),
+            r"parameter 'optimizer\.lr': 'min' must be below 'max'",
+            id="nested-min-max",
+        ),
+        pytest.param(
+            nested({"values": []}),
+            r"parameter 'optimizer\.lr': 'values' must be a non-empty list",
+            id="nested-empty-values",
+        ),
+        pytest.param(
+            nested({"distribution": "zipf", "min": 1, "max": 2}),
+            r"parameter 'optimizer\.lr': unknown distribution 'zipf'",
+            id="nested-distribution",
+        ),
+        pytest.param(
+            {
+                "method": "grid",
+                "parameters": {
+                    "optimizer": {"values": ["sgd"], "parameters": {"lr": {"value": 1}}}
+                },
+            },
+            "parameter 'optimizer' mixes 'parameters' with 'values'; a nested "
+            "parameter holds only 'parameters'",
+            id="nested-mixed",
+        ),
+        pytest.param(
+            {"method": "grid", "parameters": {"optimizer": {"parameters": {}}}},
+            "parameter 'optimizer': \"parameters\" must map each parameter",
+            id="nested-empty",
+        ),
+        pytest.param(
+            nested({"min": 0.1, "max": 0.5}, method="grid"),
+            r"parameter 'optimizer\.lr': a grid sweep needs 'values' or 'value'",
+            id="nested-grid-range",
+        ),
+        pytest.param(
+            {
+                "method": "random",
+                "parameters": {
+                    "a.b": {"value": 1},
+                    "a": {"parameters": {"b": {"value": 2}}},
+                },
+            },
+            "parameters a.b are named twice",
+            id="dotted-clash",
+        ),
+        pytest.param(
+            {"method": "bayes", "parameters": {"a": {"min": 0.0, "max": 1.0}}},
+            'a bayes sweep needs the metric it optimizes: add "metric"',
+            id="bayes-metric",
+        ),
+        pytest.param(
+            {**nested({"value": 1}, method="grid"), "random_trials": 3},
+            '"random_trials" applies to method bayes, not grid',
+            id="random-trials-grid",
+        ),
+        pytest.param(
+            {**nested({"min": 0.0, "max": 1.0}, method="bayes"), "random_trials": 0},
+            '"random_trials" must be a whole number above 0',
+            id="random-trials-zero",
+        ),
+        pytest.param(
+            nested({"distribution": "int_uniform", "min": 0.5, "max": 4}),
+            "parameter 'optimizer.lr': int_uniform needs integer min and max",
+            id="int-uniform-floats",
+        ),
+        pytest.param(
+            nested({"distribution": "normal", "sigma": 0}),
+            "parameter 'optimizer.lr': 'sigma' must be above 0",
+            id="sigma",
+        ),
+        pytest.param(
+            nested({"min": "0", "max": 1}),
+            "parameter 'optimizer.lr': 'min' must be a number",
+            id="min-text",
+        ),
+    ],
+)
+def test_invalid_sweep_configs_name_the_parameter(
+    config: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(RefstoreError, match=message):
+        parse_sweep_config(config)
+
+
+def test_refstore_sweep_refuses_a_bad_config(ws: Workspace) -> None:
+    config = nested({"min": 1.0, "max": 0.1})
+
+    with pytest.raises(RefstoreError, match=r"'optimizer\.lr': 'min' must be below"):
+        refstore.sweep(config, project=PROJECT, context=ws.context)
 
 
 def test_grid_points_in_a_fixed_order() -> None:
@@ -256,3 +366,106 @@ def test_random_draws_depend_on_seed_and_trial_only() -> None:
     assert first is not None
     assert first["c"] == 7
     assert first["q"] % 2 == 0
+
+
+# Nested parameters
+
+NESTED = {
+    "metric": {"name": "loss", "goal": "minimize"},
+    "parameters": {
+        "optimizer": {
+            "parameters": {
+                "name": {"values": ["sgd", "adam"]},
+                "lr": {"values": [0.1, 0.01]},
+            }
+        },
+        "model": {"parameters": {"layers": {"values": [2, 3]}}},
+        "epochs": {"value": 2},
+    },
+}
+
+
+def nested_loss(config: Any) -> float:
+    optimizer = config["optimizer"]
+    bonus = 0.5 if optimizer["name"] == "adam" else 0.0
+    return round(optimizer["lr"] * 10 + config["model"]["layers"] - bonus, 4)
+
+
+def test_grid_over_nested_leaves() -> None:
+    space = parse_sweep_config({**NESTED, "method": "grid"})
+
+    points = [space.trial(n, seed="s") for n in range(space.grid_size or 0)]
+
+    assert space.grid_size == 8
+    assert [leaf.name for leaf in space.leaves] == [
+        "epochs",
+        "model.layers",
+        "optimizer.lr",
+        "optimizer.name",
+    ]
+    assert points[0] == {
+        "epochs": 2,
+        "model": {"layers": 2},
+        "optimizer": {"lr": 0.1, "name": "sgd"},
+    }
+    assert points[1] == {
+        "epochs": 2,
+        "model": {"layers": 2},
+        "optimizer": {"lr": 0.1, "name": "adam"},
+    }
+    seen = {
+        (p["model"]["layers"], p["optimizer"]["lr"], p["optimizer"]["name"])
+        for p in points
+        if p is not None
+    }
+    assert len(seen) == 8
+    assert space.trial(8, seed="s") is None
+
+
+@pytest.mark.parametrize("method", ["grid", "random", "bayes"])
+def test_nested_parameters_reach_run_config(ws: Workspace, method: str) -> None:
+    config = {**NESTED, "method": method}
+    if method == "bayes":
+        config["random_trials"] = 2
+    sweep_id = refstore.sweep(config, project=PROJECT, context=ws.context)
+
+    def train() -> None:
+        passed = {"optimizer": {"momentum": 0.9}, "batch": 8}
+        with refstore.init(config=passed) as run:
+            run.log({"loss": nested_loss(run.config)})
+
+    runs = refstore.agent(sweep_id, train, count=4, project=PROJECT, context=ws.context)
+
+    assert len(runs) == 4
+    for run in runs:
+        assert set(run.config) == {"optimizer", "model", "epochs", "batch"}
+        optimizer = run.config["optimizer"]
+        # The function's nested config merges with the trial's parameters.
+        assert set(optimizer) == {"name", "lr", "momentum"}
+        assert optimizer["name"] in ("sgd", "adam")
+        assert optimizer["lr"] in (0.1, 0.01)
+        assert run.config["model"]["layers"] in (2, 3)
+    sweep = ws.api.sweep(f"{PROJECT}/{sweep_id}")
+    assert sweep.parameters_of(runs[0]) == {
+        "epochs": 2,
+        "model.layers": runs[0].config["model"]["layers"],
+        "optimizer.lr": runs[0].config["optimizer"]["lr"],
+        "optimizer.name": runs[0].config["optimizer"]["name"],
+    }
+
+
+def test_trial_count_after_an_exhausted_grid_is_the_grid_size(ws: Workspace) -> None:
+    sweep_id = refstore.sweep(GRID, project=PROJECT, context=ws.context)
+
+    def train() -> None:
+        with refstore.init() as run:
+            run.log({"val_acc": accuracy(run.config)})
+
+    first = refstore.agent(sweep_id, train, project=PROJECT, context=ws.context)
+    again = refstore.agent(sweep_id, train, project=PROJECT, context=ws.context)
+
+    sweep = ws.api.sweep(f"{PROJECT}/{sweep_id}")
+    assert (len(first), len(again)) == (6, 0)
+    assert (sweep.state, sweep.space.grid_size) == ("finished", 6)
+    record = ws.context.catalog.get_sweep(PROJECT, sweep_id)
+    assert record.trial_count == 6

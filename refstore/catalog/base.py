@@ -395,8 +395,14 @@ class Catalog(Protocol):
 
     def get_sweep(self, project: str, sweep_id: str) -> SweepRecord: ...
 
-    def next_trial(self, project: str, sweep_id: str) -> tuple[SweepRecord, int]:
-        """Take the sweep's next trial number (0, 1, ...), once per caller."""
+    def next_trial(
+        self, project: str, sweep_id: str, limit: int | None = None
+    ) -> tuple[SweepRecord, int | None]:
+        """Take the sweep's next trial number (0, 1, ...), once per caller.
+
+        With a ``limit`` (a grid's size), None once ``limit`` trials were
+        handed out, and the sweep's ``trial_count`` is left as it was.
+        """
         ...
 
     def finish_sweep(self, project: str, sweep_id: str) -> SweepRecord: ...

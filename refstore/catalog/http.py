@@ -46,6 +46,7 @@ from refstore.catalog.wire import (
     project_from_wire,
     run_from_wire,
     sweep_from_wire,
+    trial_from_wire,
     version_from_wire,
 )
 from refstore.config import Settings
@@ -274,9 +275,11 @@ class HttpCatalog:
     def get_sweep(self, project: str, sweep_id: str) -> SweepRecord:
         return sweep_from_wire(self._call("GET", _sweep(project, sweep_id)))
 
-    def next_trial(self, project: str, sweep_id: str) -> tuple[SweepRecord, int]:
-        answer = self._call("POST", _sweep(project, sweep_id) + "/trials")
-        return sweep_from_wire(answer["sweep"]), int(answer["trial"])
+    def next_trial(
+        self, project: str, sweep_id: str, limit: int | None = None
+    ) -> tuple[SweepRecord, int | None]:
+        path = _sweep(project, sweep_id) + "/trials"
+        return trial_from_wire(self._call("POST", path, body={"limit": limit}))
 
     def finish_sweep(self, project: str, sweep_id: str) -> SweepRecord:
         path = _sweep(project, sweep_id) + "/finish"

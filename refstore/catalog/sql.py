@@ -311,8 +311,10 @@ class SqlCatalog:
     def get_sweep(self, project: str, sweep_id: str) -> SweepRecord:
         return self._read(lambda tx: sql_runs.get_sweep(tx, project, sweep_id))
 
-    def next_trial(self, project: str, sweep_id: str) -> tuple[SweepRecord, int]:
-        return self._write(lambda tx: sql_runs.next_trial(tx, project, sweep_id))
+    def next_trial(
+        self, project: str, sweep_id: str, limit: int | None = None
+    ) -> tuple[SweepRecord, int | None]:
+        return self._write(lambda tx: sql_runs.next_trial(tx, project, sweep_id, limit))
 
     def finish_sweep(self, project: str, sweep_id: str) -> SweepRecord:
         return self._write(lambda tx: sql_runs.finish_sweep(tx, project, sweep_id))

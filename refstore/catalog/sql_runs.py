@@ -5,7 +5,7 @@ its row locked, so two processes resuming one run id (``resume="allow"``)
 both end up with the same run, and with ``resume="never"`` exactly one of
 them creates it. A sweep hands out trial numbers from a counter on its row,
 taken under the row's lock: agents in several processes never get the same
-trial.
+trial, and with a limit (a grid's size) none gets a number past it.
 
 A run's ``crashed`` state is stored nowhere: a run stored as running whose
 heartbeat is older than the transaction's ``now`` minus the run timeout is
@@ -311,8 +311,14 @@ def get_sweep(tx: Tx, project: str, sweep_id: str) -> SweepRecord:
     return _sweep_record(_find_sweep(tx, project, sweep_id))
 
 
-def next_trial(tx: Tx, project: str, sweep_id: str) -> tuple[SweepRecord, int]:
+def next_trial(
+    tx: Tx, project: str, sweep_id: str, limit: int | None = None
+) -> tuple[SweepRecord, int | None]:
     row = _find_sweep(tx, project, sweep_id, lock=True)
+    if limit is not None and row.trial_count >= limit:
+        # Used up: count nothing, so that trial_count stays the number of
+        # trials handed out however often agents ask.
+        return _sweep_record(row), None
     state = "running" if row.state == "pending" else row.state
     tx.conn.execute(
         update(sweeps)

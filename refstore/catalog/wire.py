@@ -45,6 +45,7 @@ __all__ = [
     "sweep_from_wire",
     "sweep_to_wire",
     "time_to_wire",
+    "trial_from_wire",
     "ttl_from_wire",
     "ttl_to_wire",
     "version_from_wire",
@@ -271,6 +272,14 @@ def sweep_from_wire(data: Mapping[str, Any]) -> SweepRecord:
             created_at=_time(data["created_at"]),
             updated_at=_time(data["updated_at"]),
         )
+
+
+def trial_from_wire(data: Mapping[str, Any]) -> tuple[SweepRecord, int | None]:
+    """A ``next_trial`` answer: the sweep, and its trial number or null."""
+    with _decoding("trial"):
+        trial = data["trial"]
+        number = None if trial is None else int(trial)
+        return sweep_from_wire(data["sweep"]), number
 
 
 # -- requests ---------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 from refstore.catalog.base import NewRun
 from refstore.server.routes_versions import PROJECT_PARAMS
 from refstore.server.routing import Call, InProject, Param, Route
-from refstore.server.schema import Field, JsonObject, Obj, Str
+from refstore.server.schema import Field, Int, JsonObject, Obj, Str
 from refstore.server.specs import (
     NAME,
     NEW_STATE,
@@ -161,9 +161,16 @@ async def get_sweep(call: Call) -> Any:
     return await call.run(call.catalog.get_sweep, call.project, call.params["sweep"])
 
 
+# A client that sends no body (older ones) gets a number whatever the count.
+_TRIAL_BODY = Obj({"limit": optional(Int())})
+
+
 async def next_trial(call: Call) -> Any:
     sweep, trial = await call.run(
-        call.catalog.next_trial, call.project, call.params["sweep"]
+        call.catalog.next_trial,
+        call.project,
+        call.params["sweep"],
+        call.body["limit"],
     )
     return {"sweep": sweep, "trial": trial}
 
@@ -290,12 +297,16 @@ ROUTES = [
         "POST",
         _SWEEP + "/trials",
         "next_trial",
-        "Take the sweep's next trial number",
+        "Take the sweep's next trial number; null once limit were taken",
         "sweeps",
         next_trial,
         _WRITE,
         _SWEEP_PARAMS,
-        response=envelope(sweep=_SWEEP_RECORD, trial={"type": "integer"}),
+        body=_TRIAL_BODY,
+        response=envelope(
+            sweep=_SWEEP_RECORD,
+            trial={"anyOf": [{"type": "integer"}, {"type": "null"}]},
+        ),
     ),
     Route(
         "POST",

@@ -230,6 +230,19 @@ def test_sweeps_hand_out_each_trial_once(timed_catalog: SqlCatalog) -> None:
         timed_catalog.create_sweep(PROJECT, "sw1", {})
 
 
+def test_a_used_up_limit_hands_out_and_counts_nothing(
+    timed_catalog: SqlCatalog,
+) -> None:
+    timed_catalog.create_sweep(PROJECT, "sw1", {"method": "grid"})
+
+    numbers = [timed_catalog.next_trial(PROJECT, "sw1", limit=2)[1] for _ in range(4)]
+    record, unlimited = timed_catalog.next_trial(PROJECT, "sw1")
+
+    assert numbers == [0, 1, None, None]
+    assert (unlimited, record.trial_count) == (2, 3)
+    assert timed_catalog.get_sweep(PROJECT, "sw1").trial_count == 3
+
+
 def test_runs_of_a_sweep(timed_catalog: SqlCatalog) -> None:
     timed_catalog.create_sweep(PROJECT, "sw1", {"method": "grid"})
     start(timed_catalog, "a", sweep="sw1")
