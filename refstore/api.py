@@ -15,7 +15,7 @@ from refstore.catalog.base import (
     ArtifactRecord,
     ProjectDeletion,
     ProjectRecord,
-    RunRecord,
+    ValueFilter,
     VersionRecord,
 )
 from refstore.config import Settings
@@ -118,7 +118,9 @@ class Api:
         ``crashed``: running but silent for longer than the catalog's run
         timeout), ``job_type``, ``sweep`` (a sweep id), and
         ``config.KEY`` or ``summary.KEY`` (dots reach into nested dicts),
-        each compared for equality.
+        each compared for equality as Python compares (``1 == 1.0 == True``;
+        ``None`` matches null, not a missing key). The catalog filters, in its
+        database.
         """
         wanted = dict(filters or {})
         unknown = [k for k in wanted if not _is_filter(k)]
@@ -132,12 +134,9 @@ class Api:
             state=wanted.pop("state", None),
             job_type=wanted.pop("job_type", None),
             sweep=wanted.pop("sweep", None),
+            where=[ValueFilter(key, value) for key, value in wanted.items()],
         )
-        return [
-            Run(record, self.context)
-            for record in records
-            if all(_value_at(record, key) == value for key, value in wanted.items())
-        ]
+        return [Run(record, self.context) for record in records]
 
     def sweep(self, path: str) -> Sweep:
         """The sweep ``entity/project/sweep_id``, with its runs."""
@@ -223,17 +222,3 @@ _FIELDS = ("state", "job_type", "sweep")
 def _is_filter(key: str) -> bool:
     head, dot, rest = key.partition(".")
     return key in _FIELDS or (head in ("config", "summary") and bool(dot and rest))
-
-
-_MISSING = object()
-
-
-def _value_at(record: RunRecord, key: str) -> Any:
-    """The value at ``config.a.b`` in a run; a sentinel when it is absent."""
-    head, _, rest = key.partition(".")
-    value: Any = record.config if head == "config" else record.summary
-    for part in rest.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return _MISSING
-        value = value[part]
-    return value

@@ -18,7 +18,7 @@ import logging
 import os
 import posixpath
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
@@ -178,10 +178,12 @@ class Artifact:
         manifest = self.manifest
         self._store_files()
         started = time.monotonic()
+        files: set[str] = set()
         with self._ctx.blobs.writer() as blob:
             # BlobWriter hashes what passes through; it is all write_stored uses.
             stream = cast(IO[bytes], blob)
-            digest, count = write_stored(manifest.sorted_entries(), stream)
+            entries = _noting_files(manifest.sorted_entries(), files)
+            digest, count = write_stored(entries, stream)
         new = NewVersion(
             project=project_path,
             name=self.name,
@@ -196,6 +198,7 @@ class Artifact:
             tags=tuple(self.tags),
             ttl=self._ttl,
             run=run,
+            files=frozenset(files),
         )
         record, created = self._ctx.catalog.log_version(new)
         self._become(record)
@@ -546,3 +549,17 @@ def _sha256_file(path: Path) -> tuple[str, int]:
             hasher.update(chunk)
             size += len(chunk)
     return hasher.hexdigest(), size
+
+
+def _noting_files(
+    entries: Iterable[ManifestEntry], files: set[str]
+) -> Iterator[ManifestEntry]:
+    """Pass entries through, adding the blob of each copied file to ``files``.
+
+    The catalog records them as blobs the version needs, so that gc never
+    reads the manifest to find them.
+    """
+    for entry in entries:
+        if entry.ref is None:
+            files.add(entry.digest)
+        yield entry

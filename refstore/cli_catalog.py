@@ -186,11 +186,18 @@ def gc(dry_run: bool, grace: str, as_json: bool) -> None:
         "versions": [record.path for record in report.versions],
         "blobs": report.blobs,
         "freed_bytes": report.freed_bytes,
+        "indexed_versions": report.indexed_versions,
+        "manifests_read": report.manifests_read,
     }
     if as_json:
         print_json(data)
         return
     verb = "would delete" if dry_run else "deleted"
+    if report.indexed_versions:
+        click.echo(
+            f"indexed the blob-store files of {report.indexed_versions} versions "
+            "logged before the index (read once; later runs need not)"
+        )
     for path in data["versions"]:
         click.echo(f"{verb} expired {path}")
     click.echo(

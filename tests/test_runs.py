@@ -271,6 +271,18 @@ def test_architectures_as_separate_artifacts(ws: Workspace, bucket: str) -> None
         ws.api.artifacts("dataset", f"{PROJECT}/resnet")
 
 
+def test_a_resumed_run_cannot_close_a_lineage_cycle(ws: Workspace, bucket: str) -> None:
+    pipeline(ws, bucket)
+
+    with (
+        init(ws, id="prep", resume="must") as run,
+        pytest.raises(ConflictError, match="prep cannot use resnet:v0"),
+    ):
+        run.use_artifact("resnet:v0")
+
+    assert ws.api.run(f"{PROJECT}/prep").used_artifacts() == []
+
+
 # Api.runs
 
 
@@ -290,6 +302,11 @@ def test_runs_filters(ws: Workspace) -> None:
     assert found({"job_type": "train", "config.lr": 0.01}) == ["b"]
     assert found({"config.opt.m": 0.9}) == ["a"]
     assert found({"summary.acc": 0.7}) == ["b"]
+    assert found({"config.opt": {"m": 0.9}, "config.lr": True}) == []
+    assert found({"config.opt": {"m": 0.9}, "config.lr": 0.1}) == ["a"]
+    assert found({"config.lr') OR 1=1 --": 0.1}) == []
+    with pytest.raises(RefstoreError, match="double quote"):
+        found({'config.a"b': 1})
     with pytest.raises(RefstoreError, match="unknown run filters"):
         ws.api.runs(PROJECT, {"tags": "x"})
 

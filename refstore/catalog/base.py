@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from refstore.blobs import BlobStore
@@ -46,6 +46,7 @@ __all__ = [
     "StoredRunState",
     "SweepRecord",
     "SweepState",
+    "ValueFilter",
     "VersionEdit",
     "VersionRecord",
 ]
@@ -156,6 +157,11 @@ class NewVersion:
     tags: tuple[str, ...] = ()
     ttl: TtlPolicy = INHERIT
     run: str | None = None  # the id of the run in ``project`` that logs it
+    # The sha256 of every copied file (entry without a ref) the manifest
+    # names, noted while it was stored. None: not known, and gc reads the
+    # manifest once to find them. A service finds them itself (never trusted
+    # from a client: a wrong list would let gc delete a needed file).
+    files: frozenset[str] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,6 +201,20 @@ class RunRecord:
     @property
     def path(self) -> str:
         return f"{self.project}/{self.id}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueFilter:
+    """A value a run's config or summary must hold: ``key`` equals ``value``.
+
+    ``key`` is ``config.KEY`` or ``summary.KEY``, dots reaching into nested
+    dicts (``config.optimizer.lr``). Equality is Python's: ``1``, ``1.0`` and
+    ``True`` are equal, ``"1"`` is not, ``None`` matches a key holding null
+    but not a missing key.
+    """
+
+    key: str
+    value: Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -362,10 +382,13 @@ class Catalog(Protocol):
         state: RunState | None = None,
         job_type: str | None = None,
         sweep: str | None = None,
+        where: Sequence[ValueFilter] = (),
     ) -> list[RunRecord]:
         """The runs of a project that match every filter given, oldest first.
 
         ``state="running"`` leaves out the crashed runs; ``"crashed"`` finds them.
+        Every :class:`ValueFilter` in ``where`` must hold too; a key that
+        cannot be looked up raises CatalogError.
         """
         ...
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import concurrent.futures
 import datetime
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from refstore.blobs import BlobStore
@@ -32,11 +32,13 @@ from refstore.catalog.base import (
     RunState,
     StoredRunState,
     SweepRecord,
+    ValueFilter,
     VersionEdit,
     VersionRecord,
 )
 from refstore.catalog.http_blobs import ServiceBlobs
 from refstore.catalog.http_transport import Transport, quote
+from refstore.catalog.run_filters import lookups
 from refstore.catalog.wire import (
     artifact_from_wire,
     edit_to_wire,
@@ -47,11 +49,13 @@ from refstore.catalog.wire import (
     run_from_wire,
     sweep_from_wire,
     trial_from_wire,
+    value_filters_to_wire,
     version_from_wire,
 )
 from refstore.config import Settings
 from refstore.credentials import load_token
 from refstore.errors import CatalogError, InvalidReferenceError
+from refstore.gc import GcReport
 from refstore.manifest import read_stored
 
 __all__ = ["HttpCatalog"]
@@ -88,7 +92,7 @@ class HttpCatalog:
     # -- versions -------------------------------------------------------
 
     def log_version(self, new: NewVersion) -> tuple[VersionRecord, bool]:
-        self._upload_blobs(new.project, self._needed_blobs(new.manifest_blob))
+        self._upload_blobs(new.project, self._needed_blobs(new))
         answer = self._call(
             "POST",
             _artifact(new.project, new.name) + "/versions",
@@ -99,10 +103,15 @@ class HttpCatalog:
         )
         return version_from_wire(answer["version"]), bool(answer["created"])
 
-    def _needed_blobs(self, manifest_blob: str) -> list[str]:
-        with self.blobs.open(manifest_blob) as stream:
-            files = {entry.digest for entry in read_stored(stream) if entry.ref is None}
-        return [manifest_blob, *sorted(files - {manifest_blob})]
+    def _needed_blobs(self, new: NewVersion) -> list[str]:
+        # ``new.files`` only saves reading the manifest again here; the
+        # service reads the uploaded manifest itself and never trusts it.
+        files = new.files
+        if files is None:
+            with self.blobs.open(new.manifest_blob) as stream:
+                entries = read_stored(stream)
+                files = frozenset(e.digest for e in entries if e.ref is None)
+        return [new.manifest_blob, *sorted(files - {new.manifest_blob})]
 
     def _upload_blobs(self, project: str, digests: list[str]) -> None:
         missing: list[str] = []
@@ -231,8 +240,13 @@ class HttpCatalog:
         state: RunState | None = None,
         job_type: str | None = None,
         sweep: str | None = None,
+        where: Sequence[ValueFilter] = (),
     ) -> list[RunRecord]:
         query = {"state": state, "job_type": job_type, "sweep": sweep}
+        if where:
+            # Checked here first, so that a bad filter fails as it does embedded.
+            lookups(where)
+            query["where"] = value_filters_to_wire(where)
         answer = self._call("GET", _project(project) + "/runs", query=query)
         return [run_from_wire(item) for item in answer["runs"]]
 
@@ -307,14 +321,19 @@ class HttpCatalog:
         answer = self._call("GET", "/retention/live-manifests")
         return {str(digest) for digest in answer["digests"]}
 
-    def collect_garbage(
-        self, *, dry_run: bool, grace: datetime.timedelta
-    ) -> tuple[list[VersionRecord], list[str], int]:
+    def collect_garbage(self, *, dry_run: bool, grace: datetime.timedelta) -> GcReport:
         """Garbage collection runs at the service, over its own blob store."""
         body = {"dry_run": dry_run, "grace_seconds": int(grace.total_seconds())}
         answer = self._call("POST", "/retention/gc", body=body, idempotent=dry_run)
-        versions = [version_from_wire(item) for item in answer["versions"]]
-        return versions, list(answer["blobs"]), int(answer["freed_bytes"])
+        return GcReport(
+            versions=[version_from_wire(item) for item in answer["versions"]],
+            blobs=list(answer["blobs"]),
+            freed_bytes=int(answer["freed_bytes"]),
+            dry_run=dry_run,
+            # Absent from the answers of services older than the blob index.
+            indexed_versions=int(answer.get("indexed_versions", 0)),
+            manifests_read=int(answer.get("manifests_read", 0)),
+        )
 
 
 def _split(project: str) -> tuple[str, str]:

@@ -10,7 +10,8 @@ A logged manifest is read back before the version is recorded: its digest,
 entry count and size must be the ones claimed, and every copied file it
 names must have been uploaded to the same project. Otherwise a client could
 name a blob it never had, from a project it cannot read, and download it
-through its own.
+through its own. The same reading gives the copied files that the catalog
+records as needed by the version, for gc.
 """
 
 from __future__ import annotations
@@ -244,9 +245,13 @@ class ServedCatalog(SqlCatalog):
         facts = self.manifest_facts(new.manifest_blob, limits)
         _check_claims(new, facts)
         self._check_uploaded(new.project, [new.manifest_blob, *facts.files])
+        # The files gc keeps for this version are the ones its stored manifest
+        # names, read here, never a list a client sends: one that left a file
+        # out would let gc delete it under every version that needs it.
+        checked = dataclasses.replace(new, files=facts.files)
         extra = sorted({validate_alias(a) for a in new.aliases} - {LATEST})
         record, created = self._write(
-            lambda tx: sql_access.log_once(tx, new, extra, request)
+            lambda tx: sql_access.log_once(tx, checked, extra, request)
         )
         log.info(
             "%s %s (%d entries)",

@@ -22,7 +22,7 @@ import datetime
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError
 from refstore.blobs import BlobStore
 from refstore.catalog import (
     migrations,
+    sql_blob_index,
     sql_lineage,
     sql_projects,
     sql_retention,
@@ -51,10 +52,12 @@ from refstore.catalog.base import (
     RunState,
     StoredRunState,
     SweepRecord,
+    ValueFilter,
     VersionEdit,
     VersionRecord,
 )
 from refstore.catalog.engine import catalog_error, open_engine, redacted, translating
+from refstore.catalog.run_filters import lookups
 from refstore.catalog.sql_rows import Tx, check_json, split_project
 from refstore.config import DEFAULT_RUN_TIMEOUT
 from refstore.errors import CatalogError, ConflictError
@@ -263,12 +266,14 @@ class SqlCatalog:
         state: RunState | None = None,
         job_type: str | None = None,
         sweep: str | None = None,
+        where: Sequence[ValueFilter] = (),
     ) -> list[RunRecord]:
         if state is not None:
             _check_state(state)
+        checked = lookups(where)
         return self._read(
             lambda tx: sql_runs.list_runs(
-                tx, project, state=state, job_type=job_type, sweep=sweep
+                tx, project, state=state, job_type=job_type, sweep=sweep, where=checked
             )
         )
 
@@ -341,6 +346,21 @@ class SqlCatalog:
 
     def live_manifest_blobs(self) -> set[str]:
         return self._read(sql_retention.live_manifest_blobs)
+
+    # -- the blobs each version needs (see sql_blob_index) --------------
+
+    def unindexed_manifests(self) -> dict[int, str]:
+        """Live versions whose needed blobs are not all recorded: id -> manifest."""
+        return self._read(sql_blob_index.unindexed_manifests)
+
+    def index_blobs(self, version_id: int, digests: Iterable[str]) -> bool:
+        """Record every blob the version needs; False if it went meanwhile."""
+        wanted = set(digests)
+        return self._write(lambda tx: sql_blob_index.index(tx, version_id, wanted))
+
+    def needed_blobs(self) -> set[str]:
+        """Every blob a live version needs, as recorded."""
+        return self._read(sql_blob_index.needed_blobs)
 
     # -- transactions ---------------------------------------------------
 

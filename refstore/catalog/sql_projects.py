@@ -28,6 +28,7 @@ from refstore.catalog.tables import (
     request_keys,
     runs,
     sweeps,
+    version_blobs,
     version_tags,
     versions,
 )
@@ -153,6 +154,7 @@ def _delete_rows(tx: Tx, project: str, pk: int) -> None:
         delete(lineage_edges).where(_its_edges(pk)),
         delete(aliases).where(aliases.c.artifact_id.in_(_artifact_ids(pk))),
         delete(version_tags).where(version_tags.c.version_id.in_(_version_ids(pk))),
+        delete(version_blobs).where(version_blobs.c.version_id.in_(_version_ids(pk))),
         delete(versions).where(versions.c.artifact_id.in_(_artifact_ids(pk))),
         delete(artifacts).where(artifacts.c.project_id == pk),
         delete(runs).where(runs.c.project_id == pk),

@@ -17,7 +17,7 @@ revives as soon as its heartbeat is fresh again.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, select, update
@@ -31,6 +31,7 @@ from refstore.catalog.base import (
     StoredRunState,
     SweepRecord,
 )
+from refstore.catalog.run_filters import Lookup, matches
 from refstore.catalog.sql_rows import (
     Tx,
     check_json,
@@ -39,6 +40,7 @@ from refstore.catalog.sql_rows import (
     project_id,
     split_project,
 )
+from refstore.catalog.sql_run_filters import condition
 from refstore.catalog.tables import projects, runs, sweeps
 from refstore.errors import ConflictError, NotFoundError
 
@@ -241,6 +243,7 @@ def list_runs(
     state: RunState | None,
     job_type: str | None,
     sweep: str | None,
+    where: Sequence[Lookup] = (),
 ) -> list[RunRecord]:
     query = run_select().where(runs.c.project_id == project_id(tx, project))
     if state is not None:
@@ -249,7 +252,13 @@ def list_runs(
         query = query.where(runs.c.job_type == job_type)
     if sweep is not None:
         query = query.where(sweeps.c.key == sweep)
-    return run_records(tx, tx.conn.execute(query.order_by(runs.c.id)))
+    dialect = tx.conn.dialect.name
+    for lookup in where:
+        query = query.where(condition(dialect, runs.c[lookup.column], lookup))
+    found = run_records(tx, tx.conn.execute(query.order_by(runs.c.id)))
+    # What SQL only narrowed (lists, dicts, large numbers) Python decides.
+    rest = [lookup for lookup in where if not lookup.in_sql]
+    return [record for record in found if matches(record, rest)] if rest else found
 
 
 # -- sweeps -----------------------------------------------------------------

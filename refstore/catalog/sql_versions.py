@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.engine import Row
 
-from refstore.catalog import sql_lineage
+from refstore.catalog import sql_blob_index, sql_lineage
 from refstore.catalog.base import (
     ArtifactRecord,
     NewVersion,
@@ -146,16 +146,19 @@ def _insert_version(
         "description": new.description,
         "metadata": dict(new.metadata),
         "created_at": tx.now,
+        "blobs_indexed": new.files is not None,
         **ttl_columns(new.ttl, tx.now, default),
     }
     tx.conn.execute(insert(versions).values(values))
-    return int(
+    version_pk = int(
         tx.conn.execute(
             select(versions.c.id).where(
                 versions.c.artifact_id == artifact.id, versions.c.version == number
             )
         ).scalar_one()
     )
+    sql_blob_index.add(tx, version_pk, {new.manifest_blob, *(new.files or ())})
+    return version_pk
 
 
 def _add_tags(tx: Tx, version_pk: int, tags: Iterable[str]) -> None:

@@ -45,6 +45,7 @@ __all__ = [
     "runs",
     "sweeps",
     "tokens",
+    "version_blobs",
     "version_tags",
     "versions",
 ]
@@ -157,6 +158,8 @@ versions = Table(
     Column("ttl_seconds", BigInteger, nullable=True),
     Column("ttl_inherits", Boolean, nullable=False, server_default=false()),
     _timestamp("expires_at", nullable=True),
+    # Revision 0005: true once version_blobs holds every blob it needs.
+    Column("blobs_indexed", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("artifact_id", "version", name="uq_versions_artifact_id_version"),
     Index("ix_versions_artifact_id_digest", "artifact_id", "digest"),
     Index("ix_versions_expires_at", "expires_at"),
@@ -191,6 +194,18 @@ version_tags = Table(
     _parent("version", "version_tags"),
     Column("tag", String(128), nullable=False),
     UniqueConstraint("version_id", "tag", name="uq_version_tags_version_id_tag"),
+)
+
+# Revision 0005: the blobs each version needs (its stored manifest and the
+# copied files it names), so that gc need not read every live manifest.
+version_blobs = Table(
+    "version_blobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _parent("version", "version_blobs"),
+    Column("digest", String(64), nullable=False),
+    UniqueConstraint("version_id", "digest", name="uq_version_blobs_version_id_digest"),
+    Index("ix_version_blobs_digest", "digest"),
 )
 
 sweeps = Table(

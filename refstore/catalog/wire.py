@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-from collections.abc import Iterator, Mapping
+import json
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from refstore.catalog.base import (
@@ -24,6 +25,7 @@ from refstore.catalog.base import (
     RunRecord,
     RunState,
     SweepRecord,
+    ValueFilter,
     VersionEdit,
     VersionRecord,
 )
@@ -48,6 +50,8 @@ __all__ = [
     "trial_from_wire",
     "ttl_from_wire",
     "ttl_to_wire",
+    "value_filters_from_wire",
+    "value_filters_to_wire",
     "version_from_wire",
     "version_to_wire",
 ]
@@ -322,3 +326,23 @@ def new_run_to_wire(new: NewRun, resume: str) -> JSON:
         "sweep": new.sweep,
         "resume": resume,
     }
+
+
+def value_filters_to_wire(filters: Iterable[ValueFilter]) -> str:
+    """The ``where`` query parameter of a run listing: a JSON array."""
+    wire = [{"key": item.key, "value": item.value} for item in filters]
+    return json.dumps(wire, allow_nan=False, separators=(",", ":"))
+
+
+def value_filters_from_wire(data: Any) -> list[ValueFilter]:
+    """ValueError unless ``data`` is a list of ``{"key": ..., "value": ...}``."""
+    if not isinstance(data, list):
+        raise ValueError("must be a JSON array of {key, value} objects")
+    filters = []
+    for item in data:
+        if not isinstance(item, dict) or set(item) != {"key", "value"}:
+            raise ValueError("each filter must be an object with key and value")
+        if not isinstance(item["key"], str):
+            raise ValueError("each filter's key must be a string")
+        filters.append(ValueFilter(item["key"], item["value"]))
+    return filters

@@ -422,6 +422,8 @@ ROUTES = [
             blobs=_STRINGS,
             freed_bytes={"type": "integer"},
             dry_run={"type": "boolean"},
+            indexed_versions={"type": "integer"},
+            manifests_read={"type": "integer"},
         ),
     ),
 ]

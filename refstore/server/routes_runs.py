@@ -19,6 +19,7 @@ from refstore.server.specs import (
     RESUME,
     SELECTOR,
     STATE,
+    ValueFilters,
     envelope,
     many,
     optional,
@@ -104,6 +105,7 @@ async def list_runs(call: Call) -> Any:
         state=params["state"],
         job_type=params["job_type"],
         sweep=params["sweep"],
+        where=params["where"],
     )
     return {"runs": runs}
 
@@ -210,6 +212,7 @@ ROUTES = [
             Param("state", STATE, "query", required=False),
             Param("job_type", NAME, "query", required=False),
             Param("sweep", NAME, "query", required=False),
+            Param("where", ValueFilters(), "query", required=False, default=()),
         ),
         response=envelope(runs=many("Run")),
     ),

@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 from typing import Any
 
 from refstore.catalog.access import VISIBILITIES
-from refstore.catalog.base import RESUME_MODES, RUN_STATES, STORED_RUN_STATES
+from refstore.catalog.base import (
+    RESUME_MODES,
+    RUN_STATES,
+    STORED_RUN_STATES,
+    ValueFilter,
+)
+from refstore.catalog.run_filters import lookups
+from refstore.catalog.wire import value_filters_from_wire
+from refstore.errors import RefstoreError
 from refstore.names import validate_alias, validate_name
 from refstore.server.schema import (
     JSON,
@@ -25,6 +34,7 @@ from refstore.server.schema import (
     Nullable,
     Obj,
     Str,
+    check_json_value,
 )
 from refstore.ttl import INHERIT, TtlPolicy
 
@@ -41,6 +51,7 @@ __all__ = [
     "VERSION",
     "VISIBILITY",
     "Ttl",
+    "ValueFilters",
     "envelope",
     "many",
     "nullable",
@@ -129,6 +140,46 @@ class Ttl:
         if self.inherit:
             options.append({"type": "string", "enum": [INHERIT.value]})
         return {"anyOf": options, "description": "seconds, null or inherit"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ValueFilters:
+    """Run value filters, a JSON array of ``{"key": ..., "value": ...}``."""
+
+    max_length: int = 4096
+
+    def parse(self, value: Any, where: str) -> list[ValueFilter]:
+        try:
+            filters = value_filters_from_wire(value)
+        except ValueError as exc:
+            raise InputError(where, str(exc)) from exc
+        check_json_value(value, where)
+        try:
+            lookups(filters)
+        except RefstoreError as exc:
+            raise InputError(where, str(exc)) from exc
+        return filters
+
+    def from_text(self, text: str, where: str) -> list[ValueFilter]:
+        if len(text) > self.max_length:
+            raise InputError(where, f"must be at most {self.max_length} characters")
+        try:
+            data = json.loads(text, parse_constant=_no_constant)
+        except (ValueError, RecursionError) as exc:
+            raise InputError(where, f"is not valid JSON: {exc}") from exc
+        return self.parse(data, where)
+
+    def schema(self) -> JSON:
+        return {
+            "type": "string",
+            "maxLength": self.max_length,
+            "description": 'a JSON array of {"key": "config.KEY", "value": V}: '
+            "runs whose config or summary holds V under KEY (dots nest)",
+        }
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def optional(spec: Any) -> Field:
