@@ -69,6 +69,19 @@ class BlobStore:
     def has(self, digest: str) -> bool:
         return self.path(digest).is_file()
 
+    def hold(self, digest: str) -> bool:
+        """Whether the blob is here; if so, make gc spare it for its grace period.
+
+        A client told a blob is present does not upload it again, and logs a
+        version naming it a moment later: an old blob no version needs yet
+        must not be collected in between. A fresh mtime makes it young again.
+        """
+        try:
+            os.utime(self.path(digest))
+        except FileNotFoundError:
+            return False
+        return True
+
     @contextlib.contextmanager
     def writer(self) -> Iterator[BlobWriter]:
         """Write a new blob; it is stored under its digest when the block ends."""

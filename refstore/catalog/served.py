@@ -223,12 +223,16 @@ class ServedCatalog(SqlCatalog):
         """Which of ``digests`` must still be uploaded to ``project``.
 
         A blob counts as present only when this project holds it and its
-        bytes are still in the store (gc may have removed them).
+        bytes are still in the store (gc may have removed them). Present
+        blobs are held (:meth:`BlobStore.hold`): the version about to name
+        them keeps them from gc only once it is logged.
         """
         held = self._read(
             lambda tx: sql_access.project_blobs_present(tx, project, digests)
         )
-        return sorted(d for d in set(digests) if d not in held or not self.blobs.has(d))
+        return sorted(
+            d for d in set(digests) if d not in held or not self.blobs.hold(d)
+        )
 
     def readable_blob(self, principal: Principal, digest: str) -> bool:
         return self._read(lambda tx: sql_access.readable_blob(tx, principal, digest))

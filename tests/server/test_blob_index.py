@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,8 +14,9 @@ import refstore
 from refstore.catalog.served import ManifestLimits
 from refstore.config import Settings
 from refstore.context import Context
+from refstore.gc import collect
 from tests.catalog.blob_index import flags_of, index_of, new_version, old_needed
-from tests.server.support import request, sha256
+from tests.server.support import request, sha256, store_file
 from tests.service import ADMIN_TOKEN, RunningService
 
 
@@ -111,3 +114,27 @@ def test_gc_at_the_service_reads_no_manifest(
     assert {old_manifest, sha256(b"only in v0")} <= expected
     assert sha256(b"shared by both") not in expected
     assert (report.indexed_versions, report.manifests_read) == (0, 0)
+
+
+def test_a_blob_reported_present_is_spared_by_the_next_gc(
+    service: RunningService,
+) -> None:
+    # A client told a blob is present uploads nothing and logs its version a
+    # moment later; a gc in between must not take the old, unneeded blob.
+    catalog = service.catalog
+    asked = store_file(catalog, "idx/s", b"asked about")
+    other = store_file(catalog, "idx/s", b"not asked about")
+    long_ago = time.time() - 2 * 24 * 3600
+    for digest in (asked, other):
+        os.utime(catalog.blobs.path(digest), (long_ago, long_ago))
+
+    assert catalog.missing_blobs("idx/s", [asked]) == []
+    report = collect(
+        catalog,
+        now=datetime.datetime.now(datetime.UTC),
+        grace=datetime.timedelta(hours=1),
+    )
+
+    assert report.blobs == [other]
+    assert catalog.blobs.has(asked)
+    assert not catalog.blobs.has(other)
