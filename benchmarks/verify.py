@@ -5,16 +5,20 @@ bucket:
 
 * dense: N entries (10 000) under ``data/``, 100 per folder, as a folder
   capture records them;
-* sparse: M entries (1 000), each alone in its own folder under ``picks/``.
+* sparse: M entries (1 000), each alone in its own folder under ``picks/``;
+* flat: F entries (20 000) in the one folder ``flat/``.
 
-For each, in the same run: refstore's ``verify`` (its plan lists the dense
-prefix and looks the sparse entries up), then the baseline, a thread pool
-of HeadObject calls, one per entry, with the same concurrency. Each method
-gets a fresh provider, so the request counts are its own. Run from the
-repository root::
+For dense and sparse, in the same run: refstore's ``verify`` (its plan lists
+the dense prefix and looks the sparse entries up), then the baseline, a
+thread pool of HeadObject calls, one per entry, with the same concurrency.
+For flat: one unsharded ``verify``, then ``--shards`` shards one after
+another, as parallel CI jobs would run them; each shard lists its own key
+range of the folder. Each run gets a fresh provider, so the request counts
+are its own. Run from the repository root::
 
     .venv/bin/python -m benchmarks.verify                      # moto
     .venv/bin/python -m benchmarks.verify --entries 50000 --emulator localstack
+    .venv/bin/python -m benchmarks.verify --layouts flat --flat 20000 --shards 4
 """
 
 from __future__ import annotations
@@ -67,6 +71,13 @@ def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=10_000, help="dense (10000)")
     parser.add_argument("--sparse", type=int, default=1000, help="sparse (1000)")
+    parser.add_argument("--flat", type=int, default=20_000, help="flat (20000)")
+    parser.add_argument("--shards", type=int, default=4, help="for flat (4)")
+    parser.add_argument(
+        "--layouts",
+        default="dense,sparse,flat",
+        help="which to run, separated by commas (dense,sparse,flat)",
+    )
     parser.add_argument("--jobs", type=int, default=16, help="concurrency (16)")
     parser.add_argument(
         "--emulator", choices=["moto", "localstack"], default="moto", help="(moto)"
@@ -83,17 +94,36 @@ def _benchmark(
             "s3": {"endpoint_url": server.endpoint_url, "region": emulators.REGION}
         },
     )
-    dense = [f"data/{n // 100:04d}/{n:07d}.bin" for n in range(args.entries)]
-    sparse = [f"picks/{n:05d}/pick.bin" for n in range(args.sparse)]
-    bucket = _fill_bucket(server, dense + sparse)
+    layouts = {
+        "dense": [f"data/{n // 100:04d}/{n:07d}.bin" for n in range(args.entries)],
+        "sparse": [f"picks/{n:05d}/pick.bin" for n in range(args.sparse)],
+        "flat": [f"flat/{n:07d}.bin" for n in range(args.flat)],
+    }
+    chosen = [name.strip() for name in args.layouts.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(layouts))
+    if unknown:
+        raise SystemExit(f"unknown layouts {unknown}: choose from {sorted(layouts)}")
+    bucket = _fill_bucket(server, [key for name in chosen for key in layouts[name]])
     results = []
     for name, prefix in (("dense", "data/"), ("sparse", "picks/")):
+        if name not in chosen:
+            continue
         entries = _record(settings, ObjectRef("s3", bucket, prefix))
         fast = _verify(settings, entries, args.jobs)
         naive = _heads(settings, entries, args.jobs)
         _check(name, len(entries), fast, naive)
         results.append((name, fast, naive))
-    _report(server.name, args, results)
+    if results:
+        _report(server.name, args, results)
+    if "flat" in chosen:
+        entries = _record(settings, ObjectRef("s3", bucket, "flat/"))
+        whole = _verify(settings, entries, args.jobs)
+        shards = [
+            _verify(settings, entries, args.jobs, f"{i}/{args.shards}")
+            for i in range(1, args.shards + 1)
+        ]
+        _check_shards(len(entries), whole, shards)
+        _report_shards(server.name, args, whole, shards)
 
 
 def _fill_bucket(server: emulators.Emulator, keys: list[str]) -> str:
@@ -117,14 +147,20 @@ def _record(settings: Settings, prefix: ObjectRef) -> list[ManifestEntry]:
         provider.close()
 
 
-def _verify(settings: Settings, entries: list[ManifestEntry], jobs: int) -> Run:
+def _verify(
+    settings: Settings,
+    entries: list[ManifestEntry],
+    jobs: int,
+    shard: str | None = None,
+) -> Run:
     providers = Providers(settings)
     try:
-        report = verify(Manifest(entries), providers=providers, jobs=jobs)
+        report = verify(Manifest(entries), providers=providers, jobs=jobs, shard=shard)
     finally:
         providers.close()
     ok = report.counts[Status.OK]
-    return Run("refstore verify", report.total, ok, report.seconds, report.requests)
+    method = "refstore verify" if shard is None else f"shard {shard}"
+    return Run(method, report.total, ok, report.seconds, report.requests)
 
 
 def _heads(settings: Settings, entries: list[ManifestEntry], jobs: int) -> Run:
@@ -152,6 +188,39 @@ def _check(name: str, expected: int, *runs: Run) -> None:
             raise SystemExit(
                 f"{name}: {run.method} found {run.ok} of {expected} entries ok"
             )
+
+
+def _check_shards(expected: int, whole: Run, shards: list[Run]) -> None:
+    _check("flat", expected, whole)
+    found = sum(run.ok for run in shards)
+    if found != expected or sum(run.entries for run in shards) != expected:
+        raise SystemExit(f"flat: the shards found {found} of {expected} entries ok")
+
+
+def _report_shards(
+    emulator: str, args: argparse.Namespace, whole: Run, shards: list[Run]
+) -> None:
+    print(
+        f"\nflat folder of {whole.entries} objects, versioned bucket on {emulator}; "
+        f"{args.shards} shards run one after another; {args.jobs} concurrent "
+        "requests each\n"
+    )
+    header = f"{'run':<16}{'entries':>8}{'seconds':>9}{'requests':>10}  by operation"
+    print(header)
+    print("-" * len(header))
+    for run in (whole, *shards):
+        operations = ", ".join(f"{op} {n}" for op, n in sorted(run.requests.items()))
+        print(
+            f"{run.method:<16}{run.entries:>8}{run.seconds:>9.2f}"
+            f"{run.total_requests:>10}  {operations}"
+        )
+    slowest = max(run.seconds for run in shards)
+    requests = sum(run.total_requests for run in shards)
+    print(
+        f"\nshards together: {requests} requests ({whole.total_requests} unsharded); "
+        f"the slowest shard took {slowest:.2f} s, {whole.seconds / slowest:.1f}x "
+        "faster than one unsharded run"
+    )
 
 
 def _report(

@@ -12,6 +12,7 @@ aliases stay editable: ``save()`` on a logged version stores those edits
 
 from __future__ import annotations
 
+import copy
 import datetime
 import hashlib
 import logging
@@ -24,7 +25,12 @@ from typing import IO, TYPE_CHECKING, Any, cast
 
 from refstore.cache import FetchCache
 from refstore.capture import iter_capture
-from refstore.catalog.base import NewVersion, VersionEdit, VersionRecord
+from refstore.catalog.base import (
+    LoadedFields,
+    NewVersion,
+    VersionEdit,
+    VersionRecord,
+)
 from refstore.context import Context
 from refstore.errors import ConflictError, IntegrityError, RefstoreError
 from refstore.fetch import FetchResult, PartPolicy, fetch
@@ -155,16 +161,25 @@ class Artifact:
 
     # -- logging --------------------------------------------------------
 
-    def save(self, project: str | None = None, aliases: Iterable[str] = ()) -> Artifact:
+    def save(
+        self,
+        project: str | None = None,
+        aliases: Iterable[str] = (),
+        *,
+        force: bool = False,
+    ) -> Artifact:
         """Log this draft as the next version in ``project`` (entity/project).
 
         Logging content identical to the artifact's ``latest`` version creates
         no new version: this artifact becomes that version. On a logged
         version, save the edits of its description, metadata, tags, TTL and
-        aliases (``aliases`` are added to them).
+        aliases (``aliases`` are added to them). Only the fields changed since
+        it was loaded are written, and ConflictError says when someone else
+        changed one of them meanwhile; ``force=True`` overwrites all of them
+        instead. Tags and aliases merge with other edits.
         """
         if self._record is not None:
-            return self._save_edits(aliases)
+            return self._save_edits(aliases, force=force)
         return self._log(project, aliases)
 
     def _log(
@@ -443,7 +458,9 @@ class Artifact:
         self.name = record.name
         self.type = record.type
         self.description = record.description
-        self.metadata = dict(record.metadata)
+        # A deep copy: nested values edited in place must not change the
+        # record, which save() compares them with.
+        self.metadata = copy.deepcopy(dict(record.metadata))
         self.tags = list(record.tags)
         self.aliases = list(record.aliases)
         self._ttl = record.ttl
@@ -461,10 +478,11 @@ class Artifact:
             )
         return self._record.project, self._record.name, self._record.version
 
-    def _save_edits(self, aliases: Iterable[str]) -> Artifact:
-        assert self._record is not None
+    def _save_edits(self, aliases: Iterable[str], *, force: bool) -> Artifact:
+        record = self._record
+        assert record is not None
         # Only the aliases changed here: the others may have moved meanwhile.
-        loaded = set(self._record.aliases) - {LATEST}
+        loaded = set(record.aliases) - {LATEST}
         wanted = {*self.aliases, *aliases} - {LATEST}
         edit = VersionEdit(
             description=self.description,
@@ -473,6 +491,7 @@ class Artifact:
             ttl=self._ttl,
             add_aliases=tuple(sorted(wanted - loaded)),
             remove_aliases=tuple(sorted(loaded - wanted)),
+            loaded=None if force else _loaded_fields(record),
         )
         self._become(self._ctx.catalog.update_version(*self._version_key(), edit))
         return self
@@ -525,6 +544,15 @@ class Artifact:
         if os.name == "nt":
             label = label.replace(":", "-")
         return Path("artifacts") / label
+
+
+def _loaded_fields(record: VersionRecord) -> LoadedFields:
+    return LoadedFields(
+        description=record.description,
+        metadata=record.metadata,
+        tags=record.tags,
+        ttl=record.ttl,
+    )
 
 
 def _basename(ref: ObjectRef) -> str:

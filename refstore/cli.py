@@ -261,7 +261,14 @@ Exit codes:
     show_default=True,
     help="Statuses that make the command exit 1, separated by commas.",
 )
-@click.option("--shard", help="Verify part I of N (e.g. 2/4), for parallel CI jobs.")
+@click.option(
+    "--shard",
+    help=(
+        "Verify part I of N (e.g. 2/4), for parallel CI jobs. A folder larger "
+        "than 1/N is split by subfolder, or by key range where the store lists "
+        "from a key (S3, GCS, file, memory)."
+    ),
+)
 @click.option(
     "-j",
     "--jobs",
@@ -287,7 +294,8 @@ def verify(
     by one. Each entry gets a status: ok, changed, version-gone, missing,
     unverifiable, update-available (a newer version exists; information
     only) or error. --shard I/N splits the entries so that N jobs together
-    check each exactly once.
+    check each exactly once; a flat folder of S3 or GCS objects is split by
+    key range, each job listing its own part of it.
     """
     statuses = parse_statuses(fail_on)
     part = None if shard is None else Shard.parse(shard)

@@ -5,7 +5,9 @@
 1. **Plan.** One pass counts entries per bucket and folder prefix
    (:mod:`refstore.verify_plan`); the plan decides, from those counts alone,
    which prefixes to check with one listing and which entries to look up one
-   by one, and logs its choice at INFO.
+   by one, and logs its choice at INFO. A sharded plan that cuts a prefix
+   into key ranges reads the manifest once more, keeping the keys of that
+   prefix only.
 2. **Check.** A second pass routes each entry: lookups go to a thread pool
    at once; entries of a listed prefix wait until the prefix is complete
    (manifests are in path order, so prefixes complete one after another),
@@ -50,9 +52,16 @@ from refstore.errors import (
     StoreError,
 )
 from refstore.fetch import default_jobs
-from refstore.manifest import Manifest, ManifestEntry, iter_json, read_stored
+from refstore.manifest import (
+    Manifest,
+    ManifestEntry,
+    ObjectInfo,
+    iter_json,
+    read_stored,
+)
 from refstore.providers.base import (
     Provider,
+    lists_from_key,
     lists_noncurrent_versions,
     lists_prefixes,
 )
@@ -68,7 +77,15 @@ from refstore.verify_checks import (
     result,
     unverifiable_reason,
 )
-from refstore.verify_plan import Census, ListingUnit, Plan, Planning, Shard, make_plan
+from refstore.verify_plan import (
+    Census,
+    KeySource,
+    ListingUnit,
+    Plan,
+    Planning,
+    Shard,
+    make_plan,
+)
 
 __all__ = [
     "DEFAULT_FAIL_ON",
@@ -258,7 +275,8 @@ def verify(
     requests_before = providers.requests
     kinds = _Kinds(providers)
     census = _survey(stream(), kinds, part or Shard(1, 1))
-    plan = make_plan(census, _listing_test(providers), planning)
+    keys = KeySource(_key_start_test(providers), lambda: _references(stream(), kinds))
+    plan = make_plan(census, _listing_test(providers), planning, keys)
     log.info("verify plan for %s%s: %s", source, _shard_note(part), plan.describe())
 
     collector = _Collector(plan.total, keep_ok, on_result, progress)
@@ -289,6 +307,18 @@ def _stream_of(entries: Manifest | EntryStream) -> EntryStream:
 
 def _listing_test(providers: ProviderSource) -> Callable[[ObjectRef], bool]:
     return lambda ref: lists_prefixes(providers.for_ref(ref))
+
+
+def _key_start_test(providers: ProviderSource) -> Callable[[ObjectRef], bool]:
+    return lambda ref: lists_from_key(providers.for_ref(ref))
+
+
+def _references(entries: Iterator[ManifestEntry], kinds: _Kinds) -> Iterator[ObjectRef]:
+    """The references that pass one counted, for the planner's key ranges."""
+    for entry in entries:
+        ref = kinds.of(entry).ref
+        if ref is not None:
+            yield ref
 
 
 def _shard_note(shard: Shard | None) -> str:
@@ -567,7 +597,7 @@ def _list_unit(
     log.info(
         "listed %s for %d entries: %d objects scanned, %d entries settled, "
         "%d left to look up, in %.1f s",
-        unit.prefix,
+        unit,
         len(entries),
         join.scanned,
         len(results),
@@ -583,11 +613,14 @@ def _scan(
     """Feed the listing to ``join``; False when it was cut short.
 
     Stopping once every entry is settled is complete: what follows cannot
-    change a verdict, and a listing wider than the artifact ends early.
+    change a verdict, and a listing wider than the artifact ends early. So is
+    stopping at the first key past a key range: listings are in key order.
     """
-    listing = provider.scan(unit.prefix, versions=unit.versions)
+    listing = _listing(provider, unit)
     try:
         for info in listing:
+            if unit.is_past(info.ref.key):
+                return True
             join.observe(info)
             if join.settled:
                 return True
@@ -595,7 +628,7 @@ def _scan(
                 log.info(
                     "stopped listing %s after %d objects that matched only %d "
                     "of its entries' keys; looking the rest up",
-                    unit.prefix,
+                    unit,
                     join.scanned,
                     join.matched,
                 )
@@ -603,7 +636,7 @@ def _scan(
     except (BucketNotFoundError, *FATAL):
         raise
     except StoreError as exc:
-        log.warning("cannot list %s (%s); looking its entries up", unit.prefix, exc)
+        log.warning("cannot list %s (%s); looking its entries up", unit, exc)
         return False
     finally:
         # A listing left early holds a connection until it is closed.
@@ -611,3 +644,12 @@ def _scan(
         if callable(close):
             close()
     return True
+
+
+def _listing(provider: Provider, unit: ListingUnit) -> Iterator[ObjectInfo]:
+    if unit.start_after is None:
+        # Providers without key ranges need not know the keyword.
+        return provider.scan(unit.prefix, versions=unit.versions)
+    return provider.scan(
+        unit.prefix, versions=unit.versions, start_after=unit.start_after
+    )

@@ -33,22 +33,39 @@ bucket and prefix and cut into N contiguous runs of about equal entry
 counts, so that no two shards list the same prefix; a prefix holding more
 than 1/N of the entries is split into its subfolders when that costs at most
 ``shard_margin`` (25 %) more, so that big artifacts spread over the shards.
+A prefix still larger than 1/N (one flat folder, or subfolders too big
+themselves) is cut into key ranges when its store can start a listing after
+a key (``lists_from_key``): one more pass over the manifest collects the keys
+of such prefixes only, and cuts them, sorted, into contiguous ranges of about
+equal entry counts, none larger than 1/N. The shard of a range lists from the
+last key of the range before it (``start_after``) and stops after its own
+last key, so that the shards together read about one listing of the prefix.
 Entries looked up one by one, and those that need no request, go to the shard
 ``crc32(path) % N``. Together the shards cover every entry exactly once.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import itertools
 import math
 import re
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from refstore.errors import ConfigError
 from refstore.uri import ObjectRef
 
-__all__ = ["Census", "ListingUnit", "Plan", "Planning", "Shard", "make_plan"]
+__all__ = [
+    "Census",
+    "KeySource",
+    "ListingUnit",
+    "Plan",
+    "Planning",
+    "Shard",
+    "make_plan",
+]
 
 _SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 
@@ -114,13 +131,41 @@ class Planning:
 
 @dataclasses.dataclass(frozen=True)
 class ListingUnit:
-    """One prefix checked with one listing; ``shard`` is 0-based."""
+    """One prefix checked with one listing; ``shard`` is 0-based.
+
+    A key range of the prefix lists only keys after ``start_after`` (None:
+    from the first) up to and including ``end`` (None: to the last).
+    """
 
     prefix: ObjectRef
     entries: int
     versions: bool
     pages: int
     shard: int = 0
+    start_after: str | None = None
+    end: str | None = None
+
+    def __str__(self) -> str:
+        after = "" if self.start_after is None else f" after {self.start_after!r}"
+        through = "" if self.end is None else f" through {self.end!r}"
+        keys = f" keys{after}{through}" if after or through else ""
+        return f"{self.prefix}{keys}"
+
+    def is_past(self, key: str) -> bool:
+        """Whether ``key`` comes after this unit's last key."""
+        return self.end is not None and key > self.end
+
+
+@dataclasses.dataclass(frozen=True)
+class KeySource:
+    """What cutting a prefix into key ranges needs from the verifier.
+
+    ``lists_from_key(prefix)``: whether the prefix's store starts a listing
+    after a key; ``references()``: the manifest's references, streamed anew.
+    """
+
+    lists_from_key: Callable[[ObjectRef], bool]
+    references: Callable[[], Iterable[ObjectRef]]
 
 
 @dataclasses.dataclass(slots=True)
@@ -206,14 +251,32 @@ def _parent(prefix: str) -> str:
     return prefix[: prefix.rfind("/", 0, len(prefix) - 1) + 1]
 
 
+class _Ranges:
+    """The listing units of one prefix: the whole prefix, or key ranges."""
+
+    def __init__(self) -> None:
+        self.units: list[ListingUnit] = []
+        self.ends: list[str] = []  # the last key of every range but the last
+
+    def add(self, unit: ListingUnit) -> None:
+        """Add the next unit, in key order."""
+        if unit.start_after is not None:
+            self.ends.append(unit.start_after)
+        self.units.append(unit)
+
+    def find(self, key: str) -> ListingUnit:
+        return self.units[bisect.bisect_left(self.ends, key)]
+
+
 class Plan:
     """The listing units of every bucket, and who checks what."""
 
     def __init__(self, census: Census, units: list[ListingUnit]) -> None:
         self.shard = census.shard
-        self._units: dict[str, dict[str, ListingUnit]] = {}
+        self._units: dict[str, dict[str, _Ranges]] = {}
         for unit in units:
-            self._units.setdefault(unit.prefix.location, {})[unit.prefix.key] = unit
+            prefixes = self._units.setdefault(unit.prefix.location, {})
+            prefixes.setdefault(unit.prefix.key, _Ranges()).add(unit)
         self.owned = [u for u in units if u.shard == self.shard.index - 1]
         self.listed = sum(unit.entries for unit in self.owned)
         lookups = _lookups_by_bucket(census, self._units)
@@ -241,9 +304,9 @@ class Plan:
         if not units:
             return None
         for prefix in reversed(folder_prefixes(ref.key)):
-            unit = units.get(prefix)
-            if unit is not None:
-                return unit
+            ranges = units.get(prefix)
+            if ranges is not None:
+                return ranges.find(ref.key)
         return None
 
     def owns(self, unit: ListingUnit) -> bool:
@@ -251,7 +314,7 @@ class Plan:
 
     def describe(self) -> str:
         shown = ", ".join(
-            f"{unit.prefix} ({unit.entries} entries, pages: ~{unit.pages})"
+            f"{unit} ({unit.entries} entries, pages: ~{unit.pages})"
             for unit in self.owned[:3]
         )
         more = f" and {len(self.owned) - 3} more" if len(self.owned) > 3 else ""
@@ -263,7 +326,7 @@ class Plan:
 
 
 def _lookups_by_bucket(
-    census: Census, units: dict[str, dict[str, ListingUnit]]
+    census: Census, units: dict[str, dict[str, _Ranges]]
 ) -> dict[str, int]:
     """Entries this shard looks up one by one, per bucket."""
     lookups = {}
@@ -282,8 +345,13 @@ def make_plan(
     census: Census,
     can_list: Callable[[ObjectRef], bool],
     planning: Planning | None = None,
+    keys: KeySource | None = None,
 ) -> Plan:
-    """Choose the listing units of every bucket, and assign them to shards."""
+    """Choose the listing units of every bucket, and assign them to shards.
+
+    With ``keys``, a prefix larger than a shard's share is cut into key
+    ranges where its store allows; without, it is listed by one shard.
+    """
     planning = planning or Planning()
     shard = census.shard
     max_unit = None
@@ -294,6 +362,8 @@ def make_plan(
         bucket = census.buckets[location]
         if can_list(bucket.ref):
             units.extend(_bucket_units(bucket, planning, max_unit))
+    if max_unit is not None and keys is not None:
+        units = _cut_by_key(units, max_unit, keys)
     return Plan(census, _assign(units, shard.count))
 
 
@@ -365,6 +435,93 @@ def _top_listings(
             yield prefix, listed[prefix]
             continue
         stack.extend(sorted(children.get(prefix, []), reverse=True))
+
+
+def _cut_by_key(
+    units: list[ListingUnit], max_unit: int, keys: KeySource
+) -> list[ListingUnit]:
+    """Units larger than ``max_unit`` entries, cut into key ranges if possible."""
+    oversized = [
+        unit
+        for unit in units
+        if unit.entries > max_unit and keys.lists_from_key(unit.prefix)
+    ]
+    if not oversized:
+        return units
+    found = _keys_under(oversized, keys.references())
+    cut: list[ListingUnit] = []
+    for unit in units:
+        if unit in found:
+            parts = math.ceil(unit.entries / max_unit)
+            cut.extend(key_ranges(unit, found[unit], parts))
+        else:
+            cut.append(unit)
+    return cut
+
+
+def _keys_under(
+    units: list[ListingUnit], references: Iterable[ObjectRef]
+) -> dict[ListingUnit, list[str]]:
+    """The entries' keys under each unit's prefix (prefixes do not nest)."""
+    by_location: dict[str, list[ListingUnit]] = {}
+    for unit in units:
+        by_location.setdefault(unit.prefix.location, []).append(unit)
+    found: dict[ListingUnit, list[str]] = {unit: [] for unit in units}
+    for ref in references:
+        for unit in by_location.get(ref.location, ()):
+            if ref.key.startswith(unit.prefix.key):
+                found[unit].append(ref.key)
+                break
+    return found
+
+
+def key_ranges(unit: ListingUnit, keys: list[str], parts: int) -> list[ListingUnit]:
+    """``unit`` cut into at most ``parts`` key ranges of about equal entries.
+
+    ``keys`` are the entries' keys under the prefix, in any order, a key
+    once per entry. Entries of one key stay in one range; the first range
+    starts at the prefix's first key and the last one ends at its last, so
+    that every key under the prefix falls in exactly one range.
+    """
+    keys = sorted(keys)
+    bounds: list[str | None] = [None, *_range_ends(keys, parts), None]
+    ranges = []
+    before = 0
+    for start_after, end in itertools.pairwise(bounds):
+        upto = len(keys) if end is None else bisect.bisect_right(keys, end)
+        entries = upto - before
+        ranges.append(
+            dataclasses.replace(
+                unit,
+                entries=entries,
+                # each range may read one page that its neighbour reads too
+                pages=max(1, math.ceil(unit.pages * entries / max(unit.entries, 1))),
+                start_after=start_after,
+                end=end,
+            )
+        )
+        before = upto
+    return ranges
+
+
+def _range_ends(keys: list[str], parts: int) -> list[str]:
+    """The last key of each range but the last; ``keys`` sorted.
+
+    Each range aims at an equal share of the entries not yet in a range, so
+    that a run of equal keys that overfills one range shrinks the next ones.
+    """
+    ends: list[str] = []
+    start = 0
+    for left in range(parts, 1, -1):
+        at = max(start + 1, start + round((len(keys) - start) / left))
+        if at >= len(keys):
+            break
+        end = keys[at - 1]
+        start = bisect.bisect_right(keys, end)
+        if start >= len(keys):
+            break  # the last range would be empty
+        ends.append(end)
+    return ends
 
 
 def _assign(units: list[ListingUnit], count: int) -> list[ListingUnit]:

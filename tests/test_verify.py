@@ -20,6 +20,7 @@ from click.testing import CliRunner, Result
 
 from refstore import verify as verify_module
 from refstore.artifact import Artifact
+from refstore.capture import capture
 from refstore.cli import main
 from refstore.config import Settings
 from refstore.context import Context
@@ -39,7 +40,14 @@ from refstore.verify import (
     verify,
     verify_manifest_file,
 )
-from refstore.verify_plan import Census, Plan, make_plan
+from refstore.verify_plan import (
+    Census,
+    KeySource,
+    ListingUnit,
+    Plan,
+    key_ranges,
+    make_plan,
+)
 from tests import emulators
 from tests.conftest import LockedBucket, S3Env
 from tests.helpers import OneProvider, Workspace
@@ -481,6 +489,114 @@ def test_shards_split_a_big_prefix_when_its_folders_fill_pages() -> None:
     assert sum(plan.pages for plan in plans) == 6
 
 
+def key_source(keys: list[str], from_key: bool = True) -> KeySource:
+    refs = [parse_uri(f"s3://bkt/{key}") for key in keys]
+    return KeySource(lambda ref: from_key, lambda: iter(refs))
+
+
+def sharded_plans(keys: list[str], count: int, from_key: bool = True) -> list[Plan]:
+    return [
+        make_plan(
+            census(keys, Shard(i, count)), always, None, key_source(keys, from_key)
+        )
+        for i in range(1, count + 1)
+    ]
+
+
+def test_shards_split_a_flat_folder_by_key_range() -> None:
+    keys = [f"flat/{i:04d}.bin" for i in range(1000)]
+
+    plans = sharded_plans(keys, 4)
+
+    assert [plan.listed for plan in plans] == [250, 250, 250, 250]
+    units = [unit for plan in plans for unit in plan.owned]
+    assert [(u.start_after, u.end) for u in units] == [
+        (None, "flat/0249.bin"),
+        ("flat/0249.bin", "flat/0499.bin"),
+        ("flat/0499.bin", "flat/0749.bin"),
+        ("flat/0749.bin", None),
+    ]
+    assert sum(plan.pages for plan in plans) == 4  # one page each: 250 keys
+    assert plans[2].unit_for(parse_uri("s3://bkt/flat/0500.bin")) == units[2]
+    assert plans[2].unit_for(parse_uri("s3://bkt/flat/0499.bin")) == units[1]
+
+
+def test_key_ranges_are_the_same_on_every_shard() -> None:
+    keys = [f"flat/{i:04d}.bin" for i in range(1000)]
+    shuffled = keys[1::2] + keys[::2]  # pass order does not matter
+
+    first = make_plan(census(keys, Shard(1, 3)), always, None, key_source(keys))
+    again = make_plan(census(keys, Shard(3, 3)), always, None, key_source(shuffled))
+
+    for key in keys:
+        ref = parse_uri(f"s3://bkt/{key}")
+        mine, theirs = first.unit_for(ref), again.unit_for(ref)
+        assert mine is not None
+        assert theirs is not None
+        assert (mine.shard, mine.start_after, mine.end) == (
+            theirs.shard,
+            theirs.start_after,
+            theirs.end,
+        )
+
+
+ODD_LAYOUTS = {
+    "flat": [f"f/{i}" for i in range(997)],
+    "skewed": [f"big/{i:05d}" for i in range(900)] + [f"s{i}/x" for i in range(40)],
+    "repeated-keys": [f"r/{i // 7:03d}" for i in range(700)],  # 7 entries a key
+    "nested": [f"n/{i % 3}/{i}" for i in range(600)]
+    + [f"n/top{i}" for i in range(300)],
+    "few": [f"few/{i}" for i in range(5)],
+}
+
+
+@pytest.mark.parametrize("count", range(1, 8))
+@pytest.mark.parametrize("layout", list(ODD_LAYOUTS))
+def test_key_ranges_cover_every_entry_exactly_once(layout: str, count: int) -> None:
+    keys = ODD_LAYOUTS[layout]
+    paths = [f"{key}#{n}" for n, key in enumerate(keys)]  # repeated keys, own paths
+    owners: dict[str, list[int]] = {path: [] for path in paths}
+
+    for index in range(1, count + 1):
+        shard = Shard(index, count)
+        counts = Census(shard)
+        for key, path in zip(keys, paths, strict=True):
+            counts.add_reference(parse_uri(f"s3://bkt/{key}?versionId=v"), path)
+        plan = make_plan(counts, always, None, key_source(keys))
+        mine = [p for k, p in zip(keys, paths, strict=True) if _owns(plan, k, p)]
+        assert plan.total == len(mine)
+        for path in mine:
+            owners[path].append(index)
+
+    assert all(len(found) == 1 for found in owners.values())
+
+
+def _owns(plan: Plan, key: str, path: str) -> bool:
+    unit = plan.unit_for(parse_uri(f"s3://bkt/{key}"))
+    return plan.owns(unit) if unit is not None else plan.shard.owns(path)
+
+
+def test_key_ranges_keep_the_entries_of_one_key_together() -> None:
+    unit = ListingUnit(parse_uri("s3://bkt/r/"), 9, versions=True, pages=1)
+    keys = ["r/a"] * 6 + ["r/b", "r/c", "r/d"]
+
+    ranges = key_ranges(unit, keys, 3)
+
+    assert [(r.start_after, r.end, r.entries) for r in ranges] == [
+        (None, "r/a", 6),
+        ("r/a", "r/c", 2),
+        ("r/c", None, 1),
+    ]
+
+
+def test_a_store_that_cannot_list_from_a_key_lists_a_flat_folder_on_one_shard() -> None:
+    keys = [f"flat/{i:04d}.bin" for i in range(1000)]
+
+    plans = sharded_plans(keys, 4, from_key=False)
+
+    assert [plan.listed for plan in plans] == [0, 0, 1000, 0]
+
+
 @pytest.mark.parametrize(
     "text", ["0/3", "4/3", "1/0", "a/b", "1", "1/2/3", ""], ids=repr
 )
@@ -606,6 +722,49 @@ def test_sharded_runs_together_verify_each_entry_once(moto_ws: Workspace) -> Non
     assert [str(report.shard) for report in reports] == ["1/3", "2/3", "3/3"]
 
 
+@pytest.mark.slow
+def test_shards_split_a_flat_folder_of_objects_by_key_range(moto_ws: Workspace) -> None:
+    bucket = moto_ws.s3.make_bucket()
+    keys = [f"flat/{i:04d}.bin" for i in range(2000)]
+    emulators.put_objects(moto_ws.s3.client, bucket, [(k, k.encode()) for k in keys])
+    provider = moto_ws.context.providers.for_scheme("s3")
+    entries = [
+        ManifestEntry.from_info(path, info)
+        for path, info in capture(ObjectRef("s3", bucket, "flat/"), provider)
+    ]
+    drifted = next(e for e in entries if e.path == "1234.bin")
+    assert drifted.version_id is not None
+    client = moto_ws.s3.client
+    client.delete_object(
+        Bucket=bucket, Key="flat/1234.bin", VersionId=drifted.version_id
+    )
+    client.put_object(Bucket=bucket, Key="flat/1234.bin", Body=b"rewritten")
+
+    def run(shard: str | None) -> VerifyReport:
+        source = moto_ws.context.providers
+        return verify(Manifest(entries), providers=source, shard=shard, keep_ok=True)
+
+    whole = run(None)
+    shards = [run(f"{i}/4") for i in range(1, 5)]
+
+    assert whole.requests["ListObjectVersions"] == 2  # 2000 versions, 1000 a page
+    listings = [report.requests.get("ListObjectVersions") for report in shards]
+    assert listings == [1, 1, 1, 1]  # each from its own start key, no page more
+    assert [report.plan.listed for report in shards] == [500, 500, 500, 500]
+    assert all("HeadObject" not in report.requests for report in shards)
+    paths = sorted(r.path for report in shards for r in report.results)
+    assert paths == sorted(entry.path for entry in entries)
+    problems = [
+        (str(report.shard), r.path, r.status)
+        for report in shards
+        for r in report.problems
+    ]
+    assert problems == [("3/4", "1234.bin", Status.VERSION_GONE)]
+    assert [(r.path, r.status) for r in whole.problems] == [
+        ("1234.bin", Status.VERSION_GONE)
+    ]
+
+
 # -- listings that do not show everything -------------------------------------------
 
 
@@ -623,8 +782,16 @@ class LiveOnlyListing:
         self._provider = provider
         self.requests = provider.requests
 
-    def scan(self, prefix: ObjectRef, *, versions: bool = False) -> Iterator[Any]:
-        listing = self._provider.scan(prefix, versions=versions)
+    def scan(
+        self,
+        prefix: ObjectRef,
+        *,
+        versions: bool = False,
+        start_after: str | None = None,
+    ) -> Iterator[Any]:
+        listing = self._provider.scan(
+            prefix, versions=versions, start_after=start_after
+        )
         return (info for info in listing if info.is_latest)
 
     def __getattr__(self, name: str) -> Any:

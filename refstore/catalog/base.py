@@ -36,6 +36,7 @@ __all__ = [
     "ArtifactRecord",
     "Catalog",
     "Clock",
+    "LoadedFields",
     "NewRun",
     "NewVersion",
     "ProjectDeletion",
@@ -165,13 +166,28 @@ class NewVersion:
 
 
 @dataclasses.dataclass(frozen=True)
+class LoadedFields:
+    """A version's editable fields as an editor loaded them, before editing."""
+
+    description: str | None
+    metadata: Mapping[str, Any]
+    tags: tuple[str, ...]
+    ttl: TtlPolicy
+
+
+@dataclasses.dataclass(frozen=True)
 class VersionEdit:
     """An edit of a logged version.
 
-    The description, metadata, tags and TTL replace the stored ones. Aliases
-    change by difference, so that an edit never undoes another writer's
-    alias move: ``add_aliases`` move here from wherever they are, and
-    ``remove_aliases`` go only if they still name this version.
+    Without ``loaded`` the description, metadata, tags and TTL replace the
+    stored ones: the last writer wins. With ``loaded`` (what the editor
+    started from) only the fields the editor changed are written, each only
+    if nobody else changed it since (compare-and-set, ConflictError naming
+    the fields otherwise); tags are added and removed as a set, so
+    concurrent tag edits merge. Aliases change by difference, so that an
+    edit never undoes another writer's alias move: ``add_aliases`` move here
+    from wherever they are, and ``remove_aliases`` go only if they still
+    name this version.
     """
 
     description: str | None
@@ -180,6 +196,7 @@ class VersionEdit:
     ttl: TtlPolicy
     add_aliases: tuple[str, ...] = ()
     remove_aliases: tuple[str, ...] = ()
+    loaded: LoadedFields | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -277,7 +294,12 @@ class Catalog(Protocol):
     def update_version(
         self, project: str, name: str, version: int, edit: VersionEdit
     ) -> VersionRecord:
-        """Apply ``edit`` to a version (see :class:`VersionEdit`)."""
+        """Apply ``edit`` to a version (see :class:`VersionEdit`).
+
+        The version is locked while the fields the edit changed are compared
+        with the stored ones; ConflictError when another edit changed one of
+        them since ``edit.loaded``.
+        """
         ...
 
     def delete_version(

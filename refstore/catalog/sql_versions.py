@@ -24,6 +24,7 @@ from refstore.catalog.base import (
     VersionEdit,
     VersionRecord,
 )
+from refstore.catalog.edits import merge_edit
 from refstore.catalog.sql_rows import (
     ArtifactRow,
     Tx,
@@ -253,8 +254,11 @@ def list_artifact_types(tx: Tx, project: str) -> list[str]:
 def update_version(
     tx: Tx, project: str, name: str, number: int, edit: VersionEdit
 ) -> VersionRecord:
+    # Read after the artifact's lock: no other edit of this version can slip
+    # in between the comparison of loaded values and the write.
     artifact = find_artifact(tx, project, name, lock=True)
     row = version_by_number(tx, artifact, number)
+    edit = merge_edit(records(tx, [row])[0], edit)
     default = project_ttl(tx, project_id(tx, project), lock=True)
     tx.conn.execute(
         update(versions)

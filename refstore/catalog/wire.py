@@ -18,6 +18,7 @@ from typing import Any
 from refstore.catalog.base import (
     RUN_STATES,
     ArtifactRecord,
+    LoadedFields,
     NewRun,
     NewVersion,
     ProjectDeletion,
@@ -36,6 +37,7 @@ __all__ = [
     "artifact_from_wire",
     "artifact_to_wire",
     "edit_to_wire",
+    "loaded_to_wire",
     "new_run_to_wire",
     "new_version_to_wire",
     "project_deletion_from_wire",
@@ -307,13 +309,27 @@ def new_version_to_wire(new: NewVersion) -> JSON:
 
 
 def edit_to_wire(edit: VersionEdit) -> JSON:
-    return {
+    body: JSON = {
         "description": edit.description,
         "metadata": dict(edit.metadata),
         "tags": list(edit.tags),
         "ttl": ttl_to_wire(edit.ttl),
         "add_aliases": list(edit.add_aliases),
         "remove_aliases": list(edit.remove_aliases),
+    }
+    # Left out when forced, so that a forced edit still reaches services
+    # older than compare-and-set, which refuse fields they do not know.
+    if edit.loaded is not None:
+        body["loaded"] = loaded_to_wire(edit.loaded)
+    return body
+
+
+def loaded_to_wire(loaded: LoadedFields) -> JSON:
+    return {
+        "description": loaded.description,
+        "metadata": dict(loaded.metadata),
+        "tags": list(loaded.tags),
+        "ttl": ttl_to_wire(loaded.ttl),
     }
 
 

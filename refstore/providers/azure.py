@@ -153,8 +153,15 @@ class AzureProvider:
         return _properties_info(ref, properties)
 
     def scan(
-        self, prefix: ObjectRef, *, versions: bool = False
+        self,
+        prefix: ObjectRef,
+        *,
+        versions: bool = False,
+        start_after: str | None = None,
     ) -> Iterator[ObjectInfo]:
+        # List Blobs has no key to start from (its marker is an opaque
+        # continuation token): keys up to start_after are listed and skipped,
+        # and the class does not claim lists_from_key.
         include = ["metadata", "versions"] if versions else ["metadata"]
         with self._translated(prefix):
             container = self._client(prefix).get_container_client(prefix.bucket)
@@ -165,6 +172,8 @@ class AzureProvider:
         ).by_page()
         for page in self._translated_pages(prefix, pages):
             for blob in page:
+                if start_after is not None and blob.name <= start_after:
+                    continue
                 if not _is_folder_stub(blob.metadata):
                     yield _listed_info(prefix, blob)
 

@@ -18,6 +18,12 @@ marker says so with ``lists_noncurrent_versions = True``; only then may
 shared code read "absent from the listing" as "gone" (see
 :func:`lists_noncurrent_versions`). Some emulators list live objects only.
 
+A store whose listing can start after a given key, in the store's own
+listing request (S3 ``KeyMarker``/``StartAfter``, GCS ``startOffset``), says
+so with ``lists_from_key = True``; only then do verification shards split one
+flat folder by key range (see :func:`lists_from_key`). Every provider honours
+``scan(start_after=...)``; without the attribute it may do so by skipping keys.
+
 A store whose ranged reads cost as much as a whole read says so with
 ``parallel_ranges = False``; the fetcher then reads large objects in one
 piece instead of in parallel ranged parts (:mod:`refstore.transfer`).
@@ -46,6 +52,7 @@ __all__ = [
     "RequestCounter",
     "Versioning",
     "lifecycle_rules",
+    "lists_from_key",
     "lists_noncurrent_versions",
     "lists_prefixes",
 ]
@@ -100,13 +107,21 @@ class Provider(Protocol):
         ...
 
     def scan(
-        self, prefix: ObjectRef, *, versions: bool = False
+        self,
+        prefix: ObjectRef,
+        *,
+        versions: bool = False,
+        start_after: str | None = None,
     ) -> Iterator[ObjectInfo]:
         """Yield every object whose key starts with ``prefix.key``, lazily.
 
         Paginated with the store's listing call, never one request per
-        object. ``versions=True`` yields every version, delete markers
+        object, and in key order (the versions of one key together), so that
+        a caller may stop at the first key past a range and fetch no further
+        page. ``versions=True`` yields every version, delete markers
         included, with ``is_latest`` and ``is_delete_marker`` set.
+        ``start_after`` (a full key) yields only keys strictly greater, every
+        version of them.
         """
         ...
 
@@ -130,6 +145,16 @@ class Provider(Protocol):
 def lists_prefixes(provider: Provider) -> bool:
     """Whether ``provider.scan`` can list a prefix (False for plain HTTP)."""
     return getattr(provider, "lists_prefixes", True) is not False
+
+
+def lists_from_key(provider: Provider) -> bool:
+    """Whether ``scan(start_after=...)`` starts the store's listing at the key.
+
+    Opt-in (``lists_from_key = True`` on the provider class): a provider
+    without it may read the keys before ``start_after`` and skip them, which
+    costs as much as listing them.
+    """
+    return getattr(provider, "lists_from_key", False) is True
 
 
 def lists_noncurrent_versions(provider: Provider) -> bool:

@@ -99,6 +99,9 @@ class FsspecProvider:
     # A ranged read of a local file hashes the whole file first, and other
     # protocols ask info() each time: parallel parts would cost more.
     parallel_ranges: ClassVar[bool] = False
+    # One find lists everything at once: starting after a key only skips
+    # keys, and costs no request more.
+    lists_from_key: ClassVar[bool] = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -123,11 +126,18 @@ class FsspecProvider:
         return info
 
     def scan(
-        self, prefix: ObjectRef, *, versions: bool = False
+        self,
+        prefix: ObjectRef,
+        *,
+        versions: bool = False,
+        start_after: str | None = None,
     ) -> Iterator[ObjectInfo]:
         folder = prefix.key[: prefix.key.rfind("/") + 1]
         fs, base = self._locate(prefix.child(folder))
-        return self._scan(fs, prefix, folder, base.rstrip("/"))
+        listing = self._scan(fs, prefix, folder, base.rstrip("/"))
+        if start_after is None:
+            return listing
+        return (info for info in listing if info.ref.key > start_after)
 
     def read(
         self, info: ObjectInfo, *, start: int = 0, end: int | None = None

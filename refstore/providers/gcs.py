@@ -133,6 +133,8 @@ class GcsProvider:
     # A versioned listing shows every noncurrent generation (GCS has no delete
     # markers), so a generation missing from it is gone.
     lists_noncurrent_versions: ClassVar[bool] = True
+    # startOffset starts the listing at a name.
+    lists_from_key: ClassVar[bool] = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -156,7 +158,11 @@ class GcsProvider:
         return info
 
     def scan(
-        self, prefix: ObjectRef, *, versions: bool = False
+        self,
+        prefix: ObjectRef,
+        *,
+        versions: bool = False,
+        start_after: str | None = None,
     ) -> Iterator[ObjectInfo]:
         with self._translated(prefix):
             handle = self._handle(prefix)
@@ -166,12 +172,14 @@ class GcsProvider:
                 # The JSON API spells its booleans "true"; the SDK would send
                 # True as "True", which fake-gcs-server takes for false.
                 versions="true" if versions else None,
+                start_offset=start_after,
                 fields=_LISTED_FIELDS,
                 page_size=PAGE_SIZE,
                 timeout=TIMEOUT,
                 retry=handle.retry,
             )
-            yield from _once_each(_blob_info(prefix, blob) for blob in blobs)
+            listed = (_blob_info(prefix, blob) for blob in blobs)
+            yield from _once_each(_after(listed, start_after))
 
     def read(
         self, info: ObjectInfo, *, start: int = 0, end: int | None = None
@@ -396,6 +404,16 @@ def _blob_info(prefix: ObjectRef, blob: Any) -> ObjectInfo:
         is_latest=blob.time_deleted is None,
         extra=_extra(blob.metageneration, blob.component_count),
     )
+
+
+def _after(listed: Iterator[ObjectInfo], key: str | None) -> Iterator[ObjectInfo]:
+    """The listing without the name ``key`` itself.
+
+    startOffset includes the name it starts at; ``start_after`` does not.
+    """
+    if key is None:
+        return listed
+    return (info for info in listed if info.ref.key != key)
 
 
 def _once_each(listed: Iterator[ObjectInfo]) -> Iterator[ObjectInfo]:

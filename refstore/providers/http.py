@@ -139,7 +139,11 @@ class HttpProvider:
         return info
 
     def scan(
-        self, prefix: ObjectRef, *, versions: bool = False
+        self,
+        prefix: ObjectRef,
+        *,
+        versions: bool = False,
+        start_after: str | None = None,
     ) -> Iterator[ObjectInfo]:
         raise StoreError(
             f"HTTP has no listing; reference each URL on its own instead of "

@@ -39,6 +39,7 @@ import binascii
 import contextlib
 import dataclasses
 import datetime
+import heapq
 import io
 import logging
 import re
@@ -143,6 +144,8 @@ class S3Provider:
     schemes: ClassVar[tuple[str, ...]] = ("s3",)
     # ListObjectVersions shows every version and delete marker of a key.
     lists_noncurrent_versions: ClassVar[bool] = True
+    # KeyMarker (versioned) and StartAfter start the listing at a key.
+    lists_from_key: ClassVar[bool] = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -169,11 +172,22 @@ class S3Provider:
         return _head_info(ref, response)
 
     def scan(
-        self, prefix: ObjectRef, *, versions: bool = False
+        self,
+        prefix: ObjectRef,
+        *,
+        versions: bool = False,
+        start_after: str | None = None,
     ) -> Iterator[ObjectInfo]:
+        params: dict[str, Any] = {"Bucket": prefix.bucket, "Prefix": prefix.key}
         if versions:
-            return self._scan_versions(prefix)
-        return self._scan_latest(prefix)
+            if start_after is not None:
+                # A KeyMarker without a VersionIdMarker skips every version of
+                # that key: the listing starts at the next key.
+                params["KeyMarker"] = start_after
+            return self._scan_versions(prefix, params)
+        if start_after is not None:
+            params["StartAfter"] = start_after
+        return self._scan_latest(prefix, params)
 
     def read(
         self, info: ObjectInfo, *, start: int = 0, end: int | None = None
@@ -227,23 +241,29 @@ class S3Provider:
         for client in clients:
             client.close()
 
-    def _scan_latest(self, prefix: ObjectRef) -> Iterator[ObjectInfo]:
+    def _scan_latest(
+        self, prefix: ObjectRef, params: dict[str, Any]
+    ) -> Iterator[ObjectInfo]:
         client = self._client(prefix)
         paginator = client.get_paginator("list_objects_v2")
-        pages = paginator.paginate(Bucket=prefix.bucket, Prefix=prefix.key)
+        pages = paginator.paginate(**params)
         for page in self._translated_pages(prefix, pages):
             for item in page.get("Contents", []):
                 yield _listed_info(prefix, item)
 
-    def _scan_versions(self, prefix: ObjectRef) -> Iterator[ObjectInfo]:
+    def _scan_versions(
+        self, prefix: ObjectRef, params: dict[str, Any]
+    ) -> Iterator[ObjectInfo]:
         client = self._client(prefix)
         paginator = client.get_paginator("list_object_versions")
-        pages = paginator.paginate(Bucket=prefix.bucket, Prefix=prefix.key)
+        pages = paginator.paginate(**params)
         for page in self._translated_pages(prefix, pages):
-            for version in page.get("Versions", []):
-                yield _version_info(prefix, version)
-            for marker in page.get("DeleteMarkers", []):
-                yield _marker_info(prefix, marker)
+            # A page holds its versions and its delete markers in two lists,
+            # each in key order; merged, the scan stays in key order.
+            versions = (_version_info(prefix, v) for v in page.get("Versions", []))
+            markers = (_marker_info(prefix, m) for m in page.get("DeleteMarkers", []))
+            merged = heapq.merge(versions, markers, key=_key_of)
+            yield from _after(merged, params.get("KeyMarker"))
 
     def _translated_pages(self, ref: ObjectRef, pages: Iterable[_T]) -> Iterator[_T]:
         with self._translated(ref):
@@ -394,6 +414,21 @@ def _hex_from_base64(value: Any) -> str | None:
         return base64.b64decode(value, validate=True).hex()
     except (binascii.Error, ValueError):
         return None
+
+
+def _key_of(info: ObjectInfo) -> str:
+    return info.ref.key
+
+
+def _after(listed: Iterator[ObjectInfo], key: str | None) -> Iterator[ObjectInfo]:
+    """The listing without keys up to ``key``.
+
+    AWS starts a versioned listing at the key after a lone KeyMarker; moto
+    5.2 returns some versions of the marker's key too.
+    """
+    if key is None:
+        return listed
+    return (info for info in listed if info.ref.key > key)
 
 
 def _listed_info(prefix: ObjectRef, item: ObjectTypeDef) -> ObjectInfo:

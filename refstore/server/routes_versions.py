@@ -10,7 +10,12 @@ from typing import Any
 
 from aiohttp import web
 
-from refstore.catalog.base import NewVersion, VersionEdit, VersionRecord
+from refstore.catalog.base import (
+    LoadedFields,
+    NewVersion,
+    VersionEdit,
+    VersionRecord,
+)
 from refstore.catalog.served import fingerprint
 from refstore.catalog.sql_access import RequestKey
 from refstore.server.errors import ApiError
@@ -19,6 +24,7 @@ from refstore.server.schema import Array, Bool, Field, Int, JsonObject, Obj, Str
 from refstore.server.specs import (
     ALIAS,
     DIGEST,
+    LOADED,
     NAME,
     SELECTOR,
     TEXT,
@@ -144,6 +150,7 @@ _EDIT_BODY = Obj(
         "remove_aliases": Field(
             Array(ALIAS, max_items=100), required=False, default=[]
         ),
+        "loaded": optional(LOADED),
     }
 )
 
@@ -157,6 +164,7 @@ async def update_version(call: Call) -> Any:
         ttl=body["ttl"],
         add_aliases=tuple(body["add_aliases"]),
         remove_aliases=tuple(body["remove_aliases"]),
+        loaded=_loaded(body["loaded"]),
     )
     params = call.params
     return await call.run(
@@ -165,6 +173,18 @@ async def update_version(call: Call) -> Any:
         params["name"],
         params["version"],
         edit,
+    )
+
+
+def _loaded(body: dict[str, Any] | None) -> LoadedFields | None:
+    # None from clients older than compare-and-set: they keep last-writer-wins.
+    if body is None:
+        return None
+    return LoadedFields(
+        description=body["description"],
+        metadata=body["metadata"],
+        tags=tuple(body["tags"]),
+        ttl=body["ttl"],
     )
 
 
@@ -350,13 +370,14 @@ ROUTES = [
         "PUT",
         _ARTIFACT + "/versions/{version}",
         "update_version",
-        "Replace a version's description, metadata, tags and TTL; edit aliases",
+        "Edit a version's description, metadata, tags, TTL and aliases",
         "versions",
         update_version,
         _WRITE,
         artifact_params(_VERSION),
         body=_EDIT_BODY,
         response=_VERSION_RECORD,
+        refusals=(409,),
     ),
     Route(
         "DELETE",

@@ -41,6 +41,7 @@ from refstore.ttl import INHERIT, TtlPolicy
 __all__ = [
     "ALIAS",
     "DIGEST",
+    "LOADED",
     "NAME",
     "NEW_STATE",
     "RESUME",
@@ -185,6 +186,21 @@ def _no_constant(name: str) -> Any:
 def optional(spec: Any) -> Field:
     """A field that may be missing or null (None either way)."""
     return Field(Nullable(spec), required=False)
+
+
+LOADED = Obj(
+    {
+        "description": optional(TEXT),
+        "metadata": Field(JsonObject()),
+        "tags": Field(Array(NAME, max_items=100)),
+        "ttl": Field(Ttl()),
+    },
+    description="The version's description, metadata, tags and TTL as the "
+    "editor loaded them. Given, only the fields the edit changes are written, "
+    "each only if nobody changed it since (409 conflict otherwise, naming the "
+    "fields), and tags are added and removed as a set. Left out, the edit "
+    "replaces all four (the last writer wins).",
+)
 
 
 def record_specs() -> dict[str, Obj]:

@@ -30,7 +30,7 @@ from refstore.errors import (
     VersionNotFoundError,
 )
 from refstore.manifest import ManifestEntry, ObjectInfo
-from refstore.providers.base import Provider
+from refstore.providers.base import Provider, lists_from_key
 from refstore.uri import ObjectRef
 from tests.providers.stores import Store, capability, checksums, page_size
 
@@ -43,6 +43,13 @@ def require(store: Store, *capabilities: str) -> None:
         reason = capability(store, name)
         if reason is not None:
             pytest.skip(f"{store.name}: {reason}")
+
+
+def require_key_start(store: Store) -> None:
+    """Skip unless the store's listing can start after a key."""
+    require(store, "no_listing")
+    if not lists_from_key(store.provider):
+        pytest.skip(f"{store.name}: its listing cannot start from a key")
 
 
 def read_all(provider: Provider, info: ObjectInfo, **span: int) -> bytes:
@@ -216,6 +223,59 @@ def test_scan_versions_lists_old_versions(store: Store) -> None:
     assert [i.ref.key for i in live] == [a2.key]
 
 
+@pytest.mark.parametrize(
+    ("after", "expected"),
+    [
+        pytest.param("data/b", ["data/b-c", "data/b0/x", "data/c"], id="existing-key"),
+        pytest.param("data/bb", ["data/c"], id="absent-key"),
+        pytest.param("data/c", [], id="last-key"),
+        pytest.param(
+            "a",
+            ["data/a", "data/b", "data/b-c", "data/b0/x", "data/c"],
+            id="before-the-prefix",
+        ),
+    ],
+)
+def test_scan_starts_after_a_key(store: Store, after: str, expected: list[str]) -> None:
+    require_key_start(store)
+    bucket = store.make_bucket()
+    keys = ["data/a", "data/b", "data/b-c", "data/b0/x", "data/c", "more/x"]
+    store.put_many(bucket, {key: key.encode() for key in keys})
+    start_after = store.ref(bucket, after).key
+
+    listed = store.provider.scan(store.ref(bucket, "data/"), start_after=start_after)
+
+    assert [i.ref.key for i in listed] == [store.ref(bucket, k).key for k in expected]
+
+
+def test_scan_versions_starts_after_every_version_of_a_key(store: Store) -> None:
+    require_key_start(store)
+    require(store, "no_versions", "no_version_listing")
+    bucket = store.make_bucket()
+    store.put(bucket, "a", b"a1")
+    store.put(bucket, "b", b"b1")
+    store.put(bucket, "b", b"b22")
+    store.delete(bucket, "b")
+    c1 = store.put(bucket, "c", b"c1")
+    store.delete(bucket, "c")
+    c2 = store.put(bucket, "c", b"c22")
+    d1 = store.put(bucket, "d", b"d1")
+    boundary = store.ref(bucket, "b").key
+
+    listed = list(
+        store.provider.scan(store.ref(bucket, ""), versions=True, start_after=boundary)
+    )
+
+    keys = [i.ref.key for i in listed]
+    assert keys == sorted(keys), "a scan is in key order"
+    assert set(keys) == {c1.key, d1.key}
+    versions = {(i.ref.key, i.version_id, i.is_latest) for i in listed}
+    assert {(c1.key, c1.version, False), (c2.key, c2.version, True)} <= versions
+    assert (d1.key, d1.version, True) in versions
+    markers = [i for i in listed if i.is_delete_marker]
+    assert all(i.ref.key == c1.key and not i.is_latest for i in markers)
+
+
 # Versions, overwrites, deletes
 
 
@@ -346,6 +406,25 @@ def test_capture_pages_past_1000_objects(store: Store) -> None:
     size = page_size(store)
     if size is not None:
         assert sum(counts.values()) >= math.ceil(PAGED / size), counts
+
+
+@pytest.mark.parametrize("versions", [False, True], ids=["latest", "versions"])
+def test_scan_from_a_key_reads_only_the_pages_after_it(
+    store: Store, versions: bool
+) -> None:
+    require_key_start(store)
+    bucket = store.make_bucket()
+    store.put_many(bucket, {f"data/{n:05d}.txt": b"x" for n in range(PAGED)})
+    start_after = store.ref(bucket, f"data/{PAGED - 2:05d}.txt").key
+
+    listing = store.provider.scan(
+        store.ref(bucket, "data/"), versions=versions, start_after=start_after
+    )
+    listed = [i.ref.key for i in listing]
+
+    assert listed == [store.ref(bucket, f"data/{PAGED - 1:05d}.txt").key]
+    counts = store.provider.requests.snapshot()
+    assert sum(counts.values()) == 1, f"the listing started at the key? {counts}"
 
 
 @pytest.mark.parametrize(
