@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import IO, Any, cast
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from sqlalchemy.engine import Connection
 
 from refstore.blobs import BlobStore
-from refstore.catalog import migrations
 from refstore.catalog.base import NewVersion
 from refstore.catalog.engine import open_engine
 from refstore.catalog.sql import SqlCatalog
@@ -142,20 +138,3 @@ def count_reads(monkeypatch: pytest.MonkeyPatch, blobs: BlobStore) -> Reads:
 
     monkeypatch.setattr(blobs, "open", counting)
     return reads
-
-
-@contextlib.contextmanager
-def connection(url: str) -> Iterator[Connection]:
-    engine, _ = open_engine(url)
-    try:
-        with engine.connect() as conn:
-            conn.execution_options(refstore_write=True)
-            yield conn
-    finally:
-        engine.dispose()
-
-
-def migrate(conn: Connection, revision: str, *, down: bool = False) -> None:
-    with conn.begin():
-        config = migrations._config(conn)
-        (command.downgrade if down else command.upgrade)(config, revision)

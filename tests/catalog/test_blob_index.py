@@ -18,17 +18,17 @@ from refstore.blobs import BlobStore
 from refstore.catalog import migrations
 from refstore.catalog.sql import SqlCatalog, current_revision
 from tests.catalog.blob_index import (
-    connection,
     count_reads,
     flags_of,
     gc,
     index_of,
-    migrate,
     new_version,
     old_needed,
     put,
 )
 from tests.catalog.clock import ManualClock
+from tests.catalog.migrating import migrate
+from tests.catalog.migrating import open_connection as connection
 from tests.catalog.support import NAME, PROJECT
 from tests.catalog.support import new_version as fake_version
 

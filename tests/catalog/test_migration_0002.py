@@ -7,15 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from refstore.blobs import BlobStore
 from refstore.catalog import migrations
-from refstore.catalog.engine import open_engine
 from refstore.catalog.sql import SqlCatalog, current_revision
 from refstore.catalog.tables import UtcDateTime
+from tests.catalog.migrating import migrate, open_connection
 from tests.catalog.support import NAME, PROJECT, new_version, sha
 
 WHEN = datetime.datetime(2029, 6, 1, 12, tzinfo=datetime.UTC)
@@ -62,19 +61,8 @@ _aliases = sa.table(
 
 @pytest.fixture
 def connection(catalog_url: str) -> Iterator[Connection]:
-    engine, _ = open_engine(catalog_url)
-    try:
-        with engine.connect() as conn:
-            conn.execution_options(refstore_write=True)
-            yield conn
-    finally:
-        engine.dispose()
-
-
-def migrate(conn: Connection, revision: str, *, down: bool = False) -> None:
-    with conn.begin():
-        config = migrations._config(conn)
-        (command.downgrade if down else command.upgrade)(config, revision)
+    with open_connection(catalog_url) as conn:
+        yield conn
 
 
 def fill_0001(conn: Connection) -> None:

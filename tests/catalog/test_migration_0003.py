@@ -11,8 +11,8 @@ from sqlalchemy.engine import Connection
 
 from refstore.blobs import BlobStore
 from refstore.catalog import migrations
-from refstore.catalog.engine import open_engine
 from refstore.catalog.sql import SqlCatalog, current_revision
+from tests.catalog.migrating import open_connection
 from tests.catalog.support import NAME, PROJECT, new_version
 
 IDENTITY = {"entities", "memberships", "tokens", "project_blobs", "request_keys"}
@@ -20,13 +20,8 @@ IDENTITY = {"entities", "memberships", "tokens", "project_blobs", "request_keys"
 
 @pytest.fixture
 def connection(catalog_url: str) -> Iterator[Connection]:
-    engine, _ = open_engine(catalog_url)
-    try:
-        with engine.connect() as conn:
-            conn.execution_options(refstore_write=True)
-            yield conn
-    finally:
-        engine.dispose()
+    with open_connection(catalog_url) as conn:
+        yield conn
 
 
 def downgrade(conn: Connection, revision: str) -> None:

@@ -7,33 +7,21 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from sqlalchemy.engine import Connection
 
 from refstore.blobs import BlobStore
 from refstore.catalog import migrations
 from refstore.catalog.access import Principal, Refusal
-from refstore.catalog.engine import open_engine
 from refstore.catalog.served import ServedCatalog
 from refstore.catalog.sql import current_revision
+from tests.catalog.migrating import migrate, open_connection
 from tests.catalog.support import NAME, PROJECT, new_version
 
 
 @pytest.fixture
 def connection(catalog_url: str) -> Iterator[Connection]:
-    engine, _ = open_engine(catalog_url)
-    try:
-        with engine.connect() as conn:
-            conn.execution_options(refstore_write=True)
-            yield conn
-    finally:
-        engine.dispose()
-
-
-def migrate(conn: Connection, revision: str, *, down: bool = False) -> None:
-    with conn.begin():
-        config = migrations._config(conn)
-        (command.downgrade if down else command.upgrade)(config, revision)
+    with open_connection(catalog_url) as conn:
+        yield conn
 
 
 def entity_columns(conn: Connection) -> set[str]:
