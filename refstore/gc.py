@@ -18,7 +18,6 @@ storing bytes the store already holds refreshes their age.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import logging
 import time
@@ -26,7 +25,7 @@ from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
 from refstore.blobs import BlobStore
-from refstore.catalog.base import Catalog, VersionRecord
+from refstore.catalog.base import Catalog, GcReport
 from refstore.manifest import read_stored
 
 __all__ = [
@@ -42,23 +41,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_GRACE = datetime.timedelta(hours=1)
-
-
-@dataclasses.dataclass(frozen=True)
-class GcReport:
-    """What a collection deleted (or, dry, would delete).
-
-    ``indexed_versions``: versions logged before the blob index whose
-    manifests this collection read to index them; ``manifests_read``: every
-    manifest it read (none once all versions are indexed).
-    """
-
-    versions: list[VersionRecord]
-    blobs: list[str]
-    freed_bytes: int
-    dry_run: bool
-    indexed_versions: int = 0
-    manifests_read: int = 0
 
 
 @runtime_checkable

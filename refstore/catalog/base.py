@@ -36,6 +36,7 @@ __all__ = [
     "ArtifactRecord",
     "Catalog",
     "Clock",
+    "GcReport",
     "LoadedFields",
     "NewRun",
     "NewVersion",
@@ -139,6 +140,23 @@ class VersionRecord:
     @property
     def path(self) -> str:
         return f"{self.project}/{self.name}:v{self.version}"
+
+
+@dataclasses.dataclass(frozen=True)
+class GcReport:
+    """What a collection deleted (or, dry, would delete).
+
+    ``indexed_versions``: versions logged before the blob index whose
+    manifests this collection read to index them; ``manifests_read``: every
+    manifest it read (none once all versions are indexed).
+    """
+
+    versions: list[VersionRecord]
+    blobs: list[str]
+    freed_bytes: int
+    dry_run: bool
+    indexed_versions: int = 0
+    manifests_read: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

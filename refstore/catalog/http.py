@@ -23,6 +23,7 @@ from typing import Any
 from refstore.blobs import BlobStore
 from refstore.catalog.base import (
     ArtifactRecord,
+    GcReport,
     NewRun,
     NewVersion,
     ProjectDeletion,
@@ -55,7 +56,6 @@ from refstore.catalog.wire import (
 from refstore.config import Settings
 from refstore.credentials import load_token
 from refstore.errors import CatalogError, InvalidReferenceError
-from refstore.gc import GcReport
 from refstore.manifest import read_stored
 
 __all__ = ["HttpCatalog"]

@@ -152,7 +152,8 @@ async def _scheduled_gc(app: web.Application) -> AsyncIterator[None]:
 async def _gc_forever(service: Service, interval: datetime.timedelta) -> None:
     while True:
         # Jitter: processes started together do not collect together.
-        await asyncio.sleep(interval.total_seconds() * random.uniform(0.9, 1.1))  # noqa: S311
+        jitter = random.uniform(0.9, 1.1)  # noqa: S311 - not for security
+        await asyncio.sleep(interval.total_seconds() * jitter)
         try:
             await service.run(_collect, service)
         except Exception:
